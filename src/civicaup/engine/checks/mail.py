@@ -1,0 +1,105 @@
+"""Mail -> signals: content of every text part and attachment, recipients, size, sender identity."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from civicaup.channels.mail.mime import Attachment, ParsedMail
+from civicaup.engine.checks.content import text_signals
+from civicaup.engine.event import Event, MailEvent, Signal
+from civicaup.policy.compile import CompiledPack
+
+_SOCIAL_SENDERS = ("facebookmail.com", "facebook.com", "twitter.com", "x.com", "instagram.com", "linkedin.com",
+                   "tiktok.com", "pinterest.com", "snapchat.com", "nextdoor.com", "reddit.com", "threads.net")
+_SIGNUP_WORDS = ("confirm your", "verify your", "welcome to", "activate your", "finish signing up",
+                 "complete your registration", "confirm your email")
+
+
+def signals(event: Event, pack: CompiledPack) -> list[Signal]:
+    assert isinstance(event, MailEvent) and event.mail is not None
+    m = event.mail
+    out = text_signals(m.body_text(), where="mail")
+    out += attachment_signals(m)
+    out += recipient_signals(event, pack)
+    out += identity_signals(event, pack)
+    return out
+
+
+def walk(attachments: tuple[Attachment, ...], depth: int = 0) -> Iterator[Attachment]:
+    for a in attachments:
+        yield a
+        if depth < 5:
+            yield from walk(a.members, depth + 1)
+
+
+def attachment_signals(m: ParsedMail) -> list[Signal]:
+    out: list[Signal] = []
+    for a in walk(m.attachments):
+        name = a.filename or "(unnamed)"
+        if a.is_executable:
+            out.append(Signal("malware", f"attachment {name}: executable ({a.sniffed_type or a.declared_type})",
+                              frozenset({"attachment:executable"})))
+        if a.has_macros:
+            out.append(Signal("malware", f"attachment {name}: document with macros", frozenset({"attachment:macro"})))
+        if any("eicar" in p for p in a.problems):
+            out.append(Signal("malware", f"attachment {name}: EICAR test signature", frozenset({"eicar"})))
+        if a.filename:
+            out += [s for s in text_signals(a.filename, where="attachment-name") if s.category == "copyright"]
+    if any("eicar" in d.lower() for d in m.defects):
+        out.append(Signal("malware", "message text carries the EICAR test signature", frozenset({"eicar"})))
+    return out
+
+
+def recipients(event: MailEvent) -> list[str]:
+    if event.recipients:
+        return [r.lower() for r in event.recipients]
+    return [a.email for a in event.mail.recipients() if a.email] if event.mail else []
+
+
+def recipient_signals(event: MailEvent, pack: CompiledPack) -> list[Signal]:
+    out: list[Signal] = []
+    rcpts = recipients(event)
+    lists = [r for r in rcpts if r in pack.broadcast]
+    if lists:
+        out.append(Signal("broadcast", f"addressed to the all-staff list {lists[0]}"))
+    unique = set(rcpts)
+    if len(unique) > pack.pack.limits.mass_mail_recipients:
+        out.append(Signal("mass-mail", f"{len(unique)} recipients (limit {pack.pack.limits.mass_mail_recipients})"))
+    limit = pack.pack.limits.attachment_mb
+    if limit is not None and event.mail is not None:
+        total = sum(a.size for a in event.mail.attachments)
+        if total > limit * 1_000_000:
+            out.append(Signal("large-attachment", f"attachments total {total / 1_000_000:.1f} MB (limit {limit:g} MB)"))
+    return out
+
+
+def _domain(addr: str) -> str:
+    return addr.rpartition("@")[2].lower()
+
+
+def identity_signals(event: MailEvent, pack: CompiledPack) -> list[Signal]:
+    m = event.mail
+    assert m is not None
+    out: list[Signal] = []
+    from_addrs = [a.email for a in m.from_ if a.email]
+    if not from_addrs:
+        out.append(Signal("spoofing", "no From address: the message is anonymous", frozenset({"anonymous"})))
+    elif event.sender and event.sender.lower() not in from_addrs:
+        sender_addr = m.sender.email if m.sender else ""
+        if sender_addr != event.sender.lower():
+            out.append(Signal("spoofing", f"From {from_addrs[0]} but sent by {event.sender.lower()}",
+                              frozenset({"from-mismatch"})))
+    city = pack.pack.city.mail_domain.lower()
+    free = {d.lower() for d in pack.pack.city.free_mail_domains}
+    forwarded = any(h.lower() == "auto-forwarded" or "auto-forwarded" in h.lower() for h in m.header("Auto-Submitted"))
+    forwarded = forwarded or bool(m.header("X-Forwarded-To") or m.header("Resent-From"))
+    personal = [r for r in recipients(event) if _domain(r) in free]
+    if forwarded and personal and any(_domain(a) == city for a in from_addrs + [event.sender.lower()]):
+        out.append(Signal("personal-account", f"city mail forwarded to the personal mailbox {personal[0]}",
+                          frozenset({"auto-forward"})))
+    if from_addrs and _domain(from_addrs[0]).endswith(_SOCIAL_SENDERS) and any(
+            _domain(r) == city for r in recipients(event)):
+        subject = m.subject.lower()
+        if any(w in subject for w in _SIGNUP_WORDS):
+            out.append(Signal("personal-social-account",
+                              f"sign-up notice from {_domain(from_addrs[0])} to a city address: {m.subject[:60]!r}"))
+    return out

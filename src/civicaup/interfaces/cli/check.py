@@ -1,0 +1,103 @@
+"""`civicaup check mail|url|software|hardware|post|posts`: one event in, one Decision out (exit 0 whatever it is)."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Optional
+
+import typer
+
+from civicaup.channels import events
+from civicaup.engine.evaluate import evaluate
+from civicaup.errors import CivicaupError, InputError
+from civicaup.interfaces.cli.output import emit_json, show_decision
+from civicaup.policy.registry import get_pack
+
+app = typer.Typer(no_args_is_help=True, help="Check one message, URL, program, device or post against a policy.")
+
+POLICY = typer.Option(..., "--policy", help="pack id (see 'civicaup policy list')")
+ROLE = typer.Option(None, "--role", help="the acting user's role (repeatable; default employee)")
+AT = typer.Option(None, "--at", help="ISO-8601 time; without offset, the city's local time (default now)")
+JSON = typer.Option(False, "--json", help="print one JSON object, the Decision")
+
+
+@app.command()
+def mail(file: str = typer.Argument(..., metavar="FILE.eml"), policy: str = POLICY,
+         sender: Optional[str] = typer.Option(None, "--sender", help="authenticated user (default Return-Path, else From)"),
+         role: Optional[list[str]] = ROLE, at: Optional[str] = AT, as_json: bool = JSON) -> None:
+    """An RFC 5322 message (mbox 'From ' line allowed)."""
+    pack = get_pack(policy)
+    ev = events.mail_event(file, pack, sender=sender, roles=role, at=at)
+    show_decision(evaluate(ev, pack), ev.describe(), as_json=as_json)
+
+
+@app.command()
+def url(url: str = typer.Argument(..., metavar="URL"), policy: str = POLICY, role: Optional[list[str]] = ROLE,
+        at: Optional[str] = AT, as_json: bool = JSON) -> None:
+    """A URL as a browser would request it through the proxy."""
+    pack = get_pack(policy)
+    ev = events.web_event(url, pack, roles=role, at=at)
+    show_decision(evaluate(ev, pack), ev.url.original if ev.url else url, as_json=as_json)
+
+
+@app.command()
+def software(name: str = typer.Argument(..., metavar="NAME"), policy: str = POLICY,
+             role: Optional[list[str]] = ROLE, at: Optional[str] = AT, as_json: bool = JSON) -> None:
+    """A program someone wants to download or install."""
+    pack = get_pack(policy)
+    ev = events.software_event(name, pack, roles=role, at=at)
+    show_decision(evaluate(ev, pack), ev.describe(), as_json=as_json)
+
+
+@app.command()
+def hardware(name: str = typer.Argument(..., metavar="NAME"), policy: str = POLICY,
+             role: Optional[list[str]] = ROLE, at: Optional[str] = AT, as_json: bool = JSON) -> None:
+    """A device someone wants to connect to the city's system."""
+    pack = get_pack(policy)
+    ev = events.hardware_event(name, pack, roles=role, at=at)
+    show_decision(evaluate(ev, pack), ev.describe(), as_json=as_json)
+
+
+@app.command()
+def post(file: str = typer.Argument(..., metavar="FILE", help="text of the post or comment ('-' = stdin)"),
+         policy: str = POLICY, kind: str = typer.Option("comment", "--kind", help="comment, post, reply, chat, draft"),
+         at: Optional[str] = AT, as_json: bool = JSON) -> None:
+    """A social-media post or comment on an official city account."""
+    pack = get_pack(policy)
+    ev = events.post_event(events.read_text_file(file), pack, kind=kind, at=at)
+    show_decision(evaluate(ev, pack), ev.describe(), as_json=as_json)
+
+
+@app.command()
+def posts(file: str = typer.Argument(..., metavar="FILE.jsonl", help="one {\"id\",\"text\"} a line ('-' = stdin)"),
+          policy: str = POLICY) -> None:
+    """Batch: one {"id","decision"} a line out; a bad line gives {"id","error"} and exit 2 at the end."""
+    pack = get_pack(policy)
+    stream = sys.stdin if file == "-" else _open(file)
+    bad = 0
+    for n, line in enumerate(stream, 1):
+        if not line.strip():
+            continue
+        item_id = None
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                raise InputError(f"line {n}: needs an object with a string \"text\"")
+            item_id = item.get("id")
+            ev = events.post_event(item["text"], pack, kind=str(item.get("kind") or "comment"),
+                                   at=item.get("at") if isinstance(item.get("at"), str) else None)
+            emit_json({"id": item_id, "decision": evaluate(ev, pack).to_json()})
+        except (ValueError, CivicaupError) as exc:
+            bad += 1
+            msg = str(exc) if isinstance(exc, CivicaupError) else f"line {n}: not JSON ({exc})"
+            emit_json({"id": item_id, "error": msg.splitlines()[0]})
+    if bad:
+        print(f"civicaup: {bad} line(s) could not be checked", file=sys.stderr)
+        raise typer.Exit(2)
+
+
+def _open(path: str):  # type: ignore[no-untyped-def]
+    try:
+        return open(path, encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -1,0 +1,41 @@
+"""Finding packs: the ones shipped in the package, and a city's own under $CIVICAUP_HOME/packs/<id>/pack.yaml."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from civicaup.config import home
+from civicaup.errors import UnknownPolicyError
+from civicaup.policy.compile import CompiledPack, compile_pack
+from civicaup.policy.load import load_pack
+
+BUILTIN = Path(__file__).parent / "packs"
+
+
+def pack_dirs() -> dict[str, Path]:
+    """Pack id -> its folder; a city's own folder overrides a shipped one of the same id."""
+    found: dict[str, Path] = {}
+    for root in (BUILTIN, home() / "packs"):
+        if root.is_dir():
+            for d in sorted(root.iterdir()):
+                if (d / "pack.yaml").is_file():
+                    found[d.name] = d
+    return found
+
+
+def pack_ids() -> list[str]:
+    return sorted(pack_dirs())
+
+
+@lru_cache(maxsize=32)
+def _compiled(path: Path, mtime: float) -> CompiledPack:
+    return compile_pack(load_pack(path / "pack.yaml"), path)
+
+
+def get_pack(pack_id: str) -> CompiledPack:
+    """The compiled pack; raises UnknownPolicyError naming the known ids."""
+    dirs = pack_dirs()
+    if pack_id not in dirs:
+        raise UnknownPolicyError(f"unknown policy {pack_id!r} (known: {', '.join(sorted(dirs)) or 'none'})")
+    path = dirs[pack_id]
+    return _compiled(path, (path / "pack.yaml").stat().st_mtime)
