@@ -6,13 +6,15 @@ import sys
 import typer
 
 from civicaup.errors import CivicaupError
-from civicaup.interfaces.cli import categories, check, policy
+from civicaup.interfaces.cli import audit, categories, check, directory, policy
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="civicaup: a city's acceptable-use policy, run as software. Every decision cites its clause.")
 app.add_typer(policy.app, name="policy")
 app.add_typer(check.app, name="check")
 app.add_typer(categories.app, name="categories")
+app.add_typer(directory.app, name="directory")
+app.add_typer(audit.app, name="audit")
 
 
 def main() -> None:

@@ -1,0 +1,36 @@
+"""`civicaup audit verify|export`: the hash-chained audit log."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from civicaup.errors import InputError
+from civicaup.stores import audit
+from civicaup.stores.db import open_store
+
+app = typer.Typer(no_args_is_help=True, help="The append-only, hash-chained audit log.")
+
+
+@app.command()
+def verify() -> None:
+    """Exit 0 when the chain is intact, 1 naming the first bad entry."""
+    n, problem = audit.verify(open_store())
+    if problem:
+        print(f"audit log BROKEN: {problem}")
+        raise typer.Exit(1)
+    print(f"audit log intact: {n} entries")
+
+
+@app.command()
+def export(fmt: str = typer.Option("jsonl", "--format", help="jsonl or syslog")) -> None:
+    """Every entry, for the city's SIEM: JSON lines, or RFC 5424 syslog lines with the JSON as message."""
+    if fmt not in ("jsonl", "syslog"):
+        raise InputError(f"--format must be jsonl or syslog, not {fmt!r}")
+    for e in audit.entries(open_store()):
+        body = json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True)
+        if fmt == "jsonl":
+            print(body)
+        else:
+            at = e.to_json()["at"]
+            print(f"<110>1 {at} - civicaup - {e.action} [civicaup@32473 id=\"{e.id}\" hash=\"{e.hash}\"] {body}")

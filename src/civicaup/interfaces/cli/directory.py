@@ -1,0 +1,43 @@
+"""`civicaup directory import|list`: people, departments, titles and roles."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from civicaup.interfaces.cli.output import emit_json
+from civicaup.policy.registry import get_pack
+from civicaup.stores import audit
+from civicaup.stores.db import open_store
+from civicaup.stores.directory import import_people, list_people
+
+app = typer.Typer(no_args_is_help=True, help="The directory: people with their department, title and roles.")
+
+
+@app.command("import")
+def import_(file: Path = typer.Argument(..., metavar="FILE.csv", help="email,name,department,title[,roles]"),
+            policy: str = typer.Option(..., "--policy"),
+            leavers: bool = typer.Option(False, "--leavers", help="anyone not in the file loses access now")) -> None:
+    """Import the HR export; titles are mapped to roles by the pack."""
+    pack = get_pack(policy)
+    engine = open_store()
+    report = import_people(engine, pack, file, leavers=leavers)
+    audit.append(engine, actor="cli", action="directory-import", subject=str(file), policy=policy,
+                 detail={"imported": report.imported, "deactivated": report.deactivated})
+    print(f"imported {report.imported} people into {policy}" +
+          (f"; {report.deactivated} leavers lost access" if leavers else ""))
+
+
+@app.command("list")
+def list_(policy: str = typer.Option(..., "--policy"), role: Optional[str] = typer.Option(None, "--role"),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """People of a policy, optionally only those with a role."""
+    get_pack(policy)
+    found = list_people(open_store(), policy, role=role)
+    if as_json:
+        emit_json([{"email": p.email, "name": p.name, "department": p.department, "title": p.title,
+                    "roles": list(p.roles)} for p in found])
+        return
+    for p in found:
+        print(f"{p.email:40} {p.name:24} {p.department:20} {p.title:30} {','.join(p.roles)}")

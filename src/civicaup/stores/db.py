@@ -1,0 +1,63 @@
+"""The store: SQLite in $CIVICAUP_HOME by default, PostgreSQL by URL; migrated to head on open."""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from civicaup.config import home
+from civicaup.errors import CivicaupError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class StoreError(CivicaupError):
+    """The store cannot be opened or migrated."""
+
+
+def database_url() -> str:
+    """`CIVICAUP_DB_URL` (e.g. postgresql+psycopg://...) or the SQLite file in the data directory."""
+    url = os.environ.get("CIVICAUP_DB_URL")
+    if url:
+        return url
+    root = home()
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'civicaup.db'}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+@lru_cache(maxsize=4)
+def open_store(url: str | None = None) -> Engine:
+    """An engine on the store, its schema upgraded to the newest migration."""
+    url = url or database_url()
+    try:
+        engine = create_engine(url, future=True, pool_pre_ping=True)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        with engine.begin() as conn:
+            cfg = alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open the store {url.split('@')[-1]}: {str(exc).splitlines()[0]}") from None
+    return engine
