@@ -47,7 +47,10 @@ def run(s: Scenario) -> Decision:
     sp = s.spec
     ch, roles, at = sp["channel"], sp.get("roles"), sp.get("at")
     if ch == "mail":
-        ev = events.mail_event(str(s.folder / sp["input"]), pack, sender=sp.get("sender"), roles=roles, at=at)
+        path = s.folder / sp["input"]
+        if "pad_attachment_mb" in sp.get("fixture", {}):
+            path = padded(path, sp["fixture"]["pad_attachment_mb"])
+        ev = events.mail_event(str(path), pack, sender=sp.get("sender"), roles=roles, at=at)
     elif ch == "url":
         ev = events.web_event(sp["input"], pack, roles=roles, at=at)
     elif ch == "software":
@@ -66,6 +69,21 @@ def run(s: Scenario) -> Decision:
     if sp.get("approved") and ch != "access":
         ev = replace(ev, approved_roles=frozenset(sp["approved"]))
     return evaluate(ev, pack)
+
+
+def padded(path: Path, megabytes: float) -> Path:
+    """A temporary copy of the message whose first attachment is `megabytes` long (kept out of the repo)."""
+    import base64
+    import email
+    import tempfile
+    from email.policy import compat32
+
+    msg = email.message_from_bytes(path.read_bytes(), policy=compat32)
+    part = next(p for p in msg.walk() if p.get_filename())
+    part.set_payload(base64.encodebytes(b"\0" * int(megabytes * 1_000_000)).decode("ascii"))
+    out = Path(tempfile.mkdtemp()) / path.name
+    out.write_bytes(msg.as_bytes())
+    return out
 
 
 def check(s: Scenario, d: Decision) -> list[str]:

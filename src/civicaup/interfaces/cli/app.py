@@ -15,6 +15,7 @@ app.add_typer(check.app, name="check")
 app.add_typer(categories.app, name="categories")
 app.add_typer(directory.app, name="directory")
 app.add_typer(audit.app, name="audit")
+# Channel front ends register their commands here, one line each (long-running parts and reports).
 
 
 def main() -> None:
