@@ -1,0 +1,26 @@
+"""Content detectors: lexicons and patterns that turn text into :class:`Hit` s.
+
+The decision engine maps hit categories to the clauses of a city's acceptable-use
+policy; this package only detects. Entry points: :func:`scan_text`,
+:func:`normalise`, :data:`DETECTORS`, :func:`has_disclaimer`.
+"""
+
+from __future__ import annotations
+
+from .hit import CATEGORIES, Detector, Hit
+from .normalise import Normalised, normalise, normalise_text
+from .registry import DETECTORS, scan_text, warm_up
+from .statements import has_disclaimer
+
+__all__ = [
+    "CATEGORIES",
+    "DETECTORS",
+    "Detector",
+    "Hit",
+    "Normalised",
+    "has_disclaimer",
+    "normalise",
+    "normalise_text",
+    "scan_text",
+    "warm_up",
+]

@@ -1,0 +1,166 @@
+"""The detector hit record, the detector protocol and evidence excerpts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .normalise import Normalised
+
+#: Every category a hit may carry. "police-report" is a context, not a violation.
+CATEGORIES: frozenset[str] = frozenset(
+    {
+        "harassment",
+        "threat",
+        "sexual",
+        "profanity",
+        "solicitation",
+        "personal-sale",
+        "pii",
+        "phi",
+        "confidential",
+        "copyright",
+        "official-statement",
+        "defamation",
+        "malware",
+        "police-report",
+    }
+)
+
+EVIDENCE_MAX = 80
+_WS = re.compile(r"\s+")
+_LONG_NUMBER = re.compile(r"\d(?:[ .-]?\d){4,}")
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One detector finding in a text.
+
+    ``start``/``end`` are offsets into the original text; ``evidence`` is a short
+    excerpt (at most 80 characters) with personal numbers masked.
+    """
+
+    category: str
+    detector: str
+    evidence: str
+    start: int
+    end: int
+    confidence: float
+    tags: frozenset[str]
+
+
+class Detector(Protocol):
+    """What the registry holds: a named detector for some categories."""
+
+    name: str
+    categories: frozenset[str]
+
+    def scan(self, text: str, norm: Normalised) -> list[Hit]:
+        """Return the hits in ``text`` (``norm`` is its normalised form)."""
+        ...
+
+
+def mask_digits(s: str, keep: int = 4) -> str:
+    """Replace every digit but the last ``keep`` of ``s`` with ``*``."""
+    total = sum(c.isdigit() for c in s)
+    out: list[str] = []
+    seen = 0
+    for c in s:
+        if c.isdigit():
+            seen += 1
+            out.append(c if seen > total - keep else "*")
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def _scrub(s: str) -> str:
+    return _LONG_NUMBER.sub(lambda m: mask_digits(m.group()), _WS.sub(" ", s))
+
+
+def excerpt(text: str, start: int, end: int, width: int = EVIDENCE_MAX) -> str:
+    """A one-line excerpt of ``text[start:end]`` with context, at most ``width`` chars.
+
+    Runs of five or more digits are masked but for their last four.
+    """
+    core = _scrub(text[start:end]).strip()
+    if len(core) >= width:
+        return core[: width - 3] + "..."
+    room = width - len(core)
+    left = _scrub(text[max(0, start - room) : start]).lstrip()
+    right = _scrub(text[end : end + room]).rstrip()
+    left_room = room // 2
+    right_room = room - left_room
+    if len(right) < right_room:
+        left_room += right_room - len(right)
+    elif len(left) < left_room:
+        right_room += left_room - len(left)
+    left = left[len(left) - left_room :] if len(left) > left_room else left
+    right = right[:right_room]
+    return (left + core + right)[:width]
+
+
+def make_hit(
+    category: str,
+    detector: str,
+    text: str,
+    start: int,
+    end: int,
+    confidence: float,
+    tags: Iterable[str] = (),
+    evidence: str | None = None,
+) -> Hit:
+    """Build a hit on ``text[start:end]`` (original offsets)."""
+    if evidence is None:
+        evidence = excerpt(text, start, end)
+    return Hit(
+        category=category,
+        detector=detector,
+        evidence=evidence[:EVIDENCE_MAX],
+        start=start,
+        end=end,
+        confidence=round(min(1.0, max(0.0, confidence)), 3),
+        tags=frozenset(tags),
+    )
+
+
+def dedupe(hits: list[Hit]) -> list[Hit]:
+    """Drop hits that lie inside another hit of the same detector; order by position."""
+    hits = sorted(hits, key=lambda h: (h.start, -h.end))
+    out: list[Hit] = []
+    for h in hits:
+        if any(o.detector == h.detector and o.start <= h.start and h.end <= o.end for o in out[-8:]):
+            continue
+        out.append(h)
+    return out
+
+
+def hit_from_norm(
+    category: str,
+    detector: str,
+    norm: Normalised,
+    nstart: int,
+    nend: int,
+    confidence: float,
+    tags: Iterable[str] = (),
+) -> Hit:
+    """Build a hit from a span of the normalised text."""
+    start, end = norm.span(nstart, nend)
+    return make_hit(category, detector, norm.original, start, end, confidence, tags)
+
+
+def hits_from_spans(
+    norm: Normalised, detector: str, category: str, spans: list[tuple[int, int, float, set[str]]], limit: int = 50
+) -> list[Hit]:
+    """Merge overlapping spans and build hits."""
+    spans.sort(key=lambda x: (x[0], -x[1]))
+    merged: list[tuple[int, int, float, set[str]]] = []
+    for start, end, conf, tags in spans:
+        if merged and start < merged[-1][1]:
+            ps, pe, pc, pt = merged[-1]
+            merged[-1] = (ps, max(pe, end), max(pc, conf), pt | tags)
+        else:
+            merged.append((start, end, conf, set(tags)))
+    return [hit_from_norm(category, detector, norm, a, b, c, t) for a, b, c, t in merged[:limit]]

@@ -1,0 +1,214 @@
+"""Phrase matching: Aho-Corasick over the normalised text, with word boundaries.
+
+Every shared :class:`PhraseIndex` (lexicon files and the trigger words of the
+pattern detectors) goes into one combined automaton, so a text is scanned once
+whatever the number of detectors; the raw matches are cached on the
+:class:`Normalised` object. A non-shared index is for lookups in small windows
+(e.g. the person words near a medical term).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+
+import ahocorasick
+
+from . import data
+from .normalise import Normalised, normalise_text
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A boundary-checked match in the normalised text."""
+
+    start: int
+    end: int
+    phrase: str
+    tags: frozenset[str]
+    confidence: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    tags: frozenset[str]
+    confidence: float
+    name_like: bool
+    exception: bool
+    acronym_like: bool
+
+
+_Raw = tuple[int, int, str, tuple[_Entry, ...]]
+#: Matches kept per index and text: enough for any detector (they report at most 50
+#: hits) while a text that repeats a word 100,000 times stays fast.
+MAX_RAW_MATCHES = 1000
+_REGISTRY: list[PhraseIndex] = []
+_LOCK = threading.Lock()
+_COMBINED: dict[str, object] = {"size": -1, "auto": None}
+
+
+def fold_phrase(phrase: str) -> str:
+    """Normalise a lexicon phrase exactly as texts are normalised."""
+    return " ".join(normalise_text(phrase).text.split())
+
+
+def bounded(s: str, start: int, end: int) -> bool:
+    """True if ``s[start:end]`` neither starts nor ends inside a word."""
+    if start > 0 and s[start].isalnum() and s[start - 1].isalnum():
+        return False
+    return not (end < len(s) and s[end - 1].isalnum() and s[end].isalnum())
+
+
+def _title_case(word: str) -> bool:
+    return len(word) > 1 and word[0].isupper() and word[1:].islower()
+
+
+class PhraseIndex:
+    """Normalised phrases with tags, confidences, name flags and exceptions."""
+
+    def __init__(
+        self,
+        source: str | Callable[[], Iterable[data.RawEntry]],
+        *,
+        confidence: float = 0.8,
+        tag_prefix: str = "",
+        shared: bool = True,
+    ) -> None:
+        self._source = source
+        self._confidence = confidence
+        self._tag_prefix = tag_prefix
+        self.shared = shared
+        if shared:
+            with _LOCK:
+                self.id = len(_REGISTRY)
+                _REGISTRY.append(self)
+        else:
+            self.id = -1
+
+    @cached_property
+    def table(self) -> dict[str, tuple[_Entry, ...]]:
+        raw = data.load(self._source) if isinstance(self._source, str) else list(self._source())
+        table: dict[str, list[_Entry]] = {}
+        prefix = self._tag_prefix
+        for r in raw:
+            tags = frozenset(t if ":" in t or not prefix else prefix + t for t in r.tags)
+            entry = _Entry(tags, r.confidence or self._confidence, r.name_like, r.exception, r.acronym_like)
+            folded = fold_phrase(r.phrase)
+            for key in {folded, folded.replace("'", "")}:
+                if key:
+                    table.setdefault(key, []).append(entry)
+        return {k: tuple(v) for k, v in table.items()}
+
+    @cached_property
+    def _own(self) -> ahocorasick.Automaton:
+        auto = ahocorasick.Automaton()
+        for key, entries in self.table.items():
+            auto.add_word(key, (len(key), key, entries))
+        if self.table:
+            auto.make_automaton()
+        return auto
+
+    def find(self, norm: Normalised) -> list[Match]:
+        """Boundary-checked, exception-filtered, maximal matches in order."""
+        key = f"index:{self.id}"
+        if self.shared and key in norm.cache:
+            cached: list[Match] = norm.cache[key]
+            return cached
+        if self.shared:
+            raw = _shared_pass(norm).get(self.id, [])
+        else:
+            raw = self._scan(norm.text, 0, len(norm.text))
+        found = _resolve(norm, raw)
+        if self.shared:
+            norm.cache[key] = found
+        return found
+
+    def find_window(self, norm: Normalised, start: int, end: int) -> list[Match]:
+        """Matches lying in ``norm.text[start:end]`` (word boundaries judged on the whole text)."""
+        return _resolve(norm, self._scan(norm.text, max(0, start), min(len(norm.text), end)))
+
+    def _scan(self, s: str, start: int, end: int) -> list[_Raw]:
+        if not self.table:
+            return []
+        out: list[_Raw] = []
+        for last, (n, key, entries) in self._own.iter(s, start, end):
+            if last + 1 - n >= start and bounded(s, last + 1 - n, last + 1):
+                out.append((last + 1 - n, last + 1, key, entries))
+        return out
+
+
+def _combined() -> ahocorasick.Automaton:
+    """The automaton of every shared index (rebuilt if an index was added)."""
+    with _LOCK:
+        if _COMBINED["size"] != len(_REGISTRY):
+            merged: dict[str, list[tuple[int, tuple[_Entry, ...]]]] = defaultdict(list)
+            for index in _REGISTRY:
+                for key, entries in index.table.items():
+                    merged[key].append((index.id, entries))
+            auto = ahocorasick.Automaton()
+            for key, per_index in merged.items():
+                auto.add_word(key, (len(key), key, tuple(per_index)))
+            auto.make_automaton()
+            _COMBINED["auto"], _COMBINED["size"] = auto, len(_REGISTRY)
+        return _COMBINED["auto"]
+
+
+def _shared_pass(norm: Normalised) -> dict[int, list[_Raw]]:
+    """One pass of the combined automaton, bucketed by index (cached per text)."""
+    cached: dict[int, list[_Raw]] | None = norm.cache.get("matcher")
+    if cached is not None:
+        return cached
+    s = norm.text
+    size = len(s)
+    out: dict[int, list[_Raw]] = defaultdict(list)
+    for last, (n, key, per_index) in _combined().iter(s):
+        start = last + 1 - n
+        if start > 0 and s[start - 1].isalnum() and s[start].isalnum():
+            continue
+        if last + 1 < size and s[last + 1].isalnum() and s[last].isalnum():
+            continue
+        for index_id, entries in per_index:
+            bucket = out[index_id]
+            if len(bucket) < MAX_RAW_MATCHES:
+                bucket.append((start, last + 1, key, entries))
+    norm.cache["matcher"] = out
+    return out
+
+
+def _resolve(norm: Normalised, raw: list[_Raw]) -> list[Match]:
+    """Drop matches overlapping an exception, inside a longer match, or Title-case names."""
+    if not raw:
+        return []
+    found: list[_Raw] = []
+    blocked: list[tuple[int, int]] = []
+    for start, end, key, entries in raw:
+        live = tuple(e for e in entries if not e.exception)
+        if len(live) < len(entries):
+            blocked.append((start, end))
+        if live:
+            found.append((start, end, key, live))
+    found.sort(key=lambda f: (f[0], -f[1]))
+    out: list[Match] = []
+    reach = -1
+    for start, end, key, live in found:
+        tags = frozenset().union(*(e.tags for e in live))
+        if end <= reach:  # inside a longer match: lend it the tags
+            last = out[-1]
+            if not tags <= last.tags:
+                out[-1] = Match(last.start, last.end, last.phrase, last.tags | tags, last.confidence)
+            continue
+        if blocked and any(a < end and start < b for a, b in blocked):
+            continue
+        if all(e.name_like or e.acronym_like for e in live):
+            ostart, oend = norm.span(start, end)
+            word = norm.original[ostart:oend]
+            if all(e.name_like for e in live) and _title_case(word):
+                continue
+            if all(e.acronym_like for e in live) and word.isupper() and len(word) > 1:
+                continue
+        reach = end
+        out.append(Match(start, end, key, tags, max(e.confidence for e in live)))
+    return out

@@ -1,0 +1,69 @@
+"""Protected health information: health facts about an identifiable person.
+
+Two signals must be close together: a medical term (diagnosis, condition,
+prescription, treatment, test) and a person signal (patient, he/she, "my wife",
+an employee, a date of birth) or a medical record identifier. A medical record
+keyword ("MRN", "medical record number") followed by a number is enough alone.
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import data
+from .hit import Hit, hits_from_spans
+from .matcher import Match, PhraseIndex
+from .normalise import Normalised
+
+_WINDOW = 80
+_NUMBER_AFTER = re.compile(r"[\s:#.=]*(?:is |was |of )?[a-z]{0,3}\d{4,}")
+
+
+class PhiDetector:
+    """``phi-context``: medical term near a person or record signal."""
+
+    name = "phi-context"
+    categories = frozenset({"phi"})
+
+    def __init__(self) -> None:
+        # medical terms and record keywords are rare: they go in the shared pass;
+        # person words (he, she, patient) are common: looked up near medical terms only
+        self.index = PhraseIndex(lambda: [e for e in data.load("phi") if "role:person" not in e.tags], confidence=0.7)
+        self.people = PhraseIndex(lambda: [e for e in data.load("phi") if "role:person" in e.tags], shared=False)
+
+    def scan(self, text: str, norm: Normalised) -> list[Hit]:
+        matches = self.index.find(norm)
+        if not matches:
+            return []
+        medical = [m for m in matches if "role:medical" in m.tags]
+        records = [m for m in matches if "role:record" in m.tags]
+        s = norm.text
+        spans: list[tuple[int, int, float, set[str]]] = []
+        for rec in records:
+            num = _NUMBER_AFTER.match(s, rec.end)
+            if num is not None:
+                spans.append((rec.start, num.end(), 0.9, {"phi:record-number"}))
+        for med in medical:
+            people = records + self.people.find_window(norm, med.start - _WINDOW - 20, med.end + _WINDOW + 20)
+            partner = _nearest(med, people)
+            if partner is not None:
+                conf = 0.85 if "role:record" in partner.tags else med.confidence
+                tags = {t for t in med.tags if t.startswith("phi:")}
+                spans.append((min(med.start, partner.start), max(med.end, partner.end), conf, tags))
+        return hits_from_spans(norm, self.name, "phi", spans)
+
+
+def _nearest(med: Match, people: list[Match]) -> Match | None:
+    """The closest person/record signal within the window that does not overlap ``med``."""
+    best: Match | None = None
+    best_gap = _WINDOW + 1
+    for p in people:
+        if p.start < med.end and med.start < p.end:
+            continue
+        gap = med.start - p.end if p.end <= med.start else p.start - med.end
+        if gap < best_gap:
+            best, best_gap = p, gap
+    return best
+
+
+PHI = PhiDetector()

@@ -1,0 +1,103 @@
+"""Checksums and number-range rules used by the PII detectors."""
+
+from __future__ import annotations
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn (mod 10) check used by payment cards."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def aba_ok(digits: str) -> bool:
+    """The ABA routing-number checksum (3-7-1 weights) and Federal Reserve prefix."""
+    if len(digits) != 9 or not digits.isdigit():
+        return False
+    prefix = int(digits[:2])
+    if not (prefix <= 12 or 21 <= prefix <= 32 or 61 <= prefix <= 72 or prefix == 80):
+        return False
+    if digits == "000000000":
+        return False
+    d = [int(c) for c in digits]
+    return (3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + (d[2] + d[5] + d[8])) % 10 == 0
+
+
+def ssn_ok(area: str, group: str, serial: str) -> bool:
+    """Social Security Number ranges: no area 000, 666 or 9xx, group 00, serial 0000."""
+    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")
+
+
+# (prefix range low, high, prefix length, allowed lengths, brand)
+_IIN: tuple[tuple[int, int, int, frozenset[int], str], ...] = (
+    (4, 4, 1, frozenset({13, 16, 19}), "visa"),
+    (51, 55, 2, frozenset({16}), "mastercard"),
+    (2221, 2720, 4, frozenset({16}), "mastercard"),
+    (34, 34, 2, frozenset({15}), "amex"),
+    (37, 37, 2, frozenset({15}), "amex"),
+    (6011, 6011, 4, frozenset(range(16, 20)), "discover"),
+    (644, 649, 3, frozenset(range(16, 20)), "discover"),
+    (65, 65, 2, frozenset(range(16, 20)), "discover"),
+    (622126, 622925, 6, frozenset(range(16, 20)), "discover"),
+    (3528, 3589, 4, frozenset(range(16, 20)), "jcb"),
+    (300, 305, 3, frozenset({14, 16}), "diners"),
+    (36, 36, 2, frozenset({14, 16}), "diners"),
+    (38, 39, 2, frozenset({14, 16}), "diners"),
+)
+
+
+def card_brand(digits: str) -> str | None:
+    """The card brand whose IIN range and length fit ``digits``, else None."""
+    for low, high, width, lengths, brand in _IIN:
+        if len(digits) in lengths and low <= int(digits[:width]) <= high:
+            return brand
+    return None
+
+
+def plausible_card_groups(groups: list[int]) -> bool:
+    """Digit-group lengths as cards are printed: 4-4-4-4(-3), 4-6-5, 4-6-4, 4-4-4-1..4."""
+    if len(groups) == 1:
+        return True
+    if groups in ([4, 6, 5], [4, 6, 4]):
+        return True
+    return all(g == 4 for g in groups[:-1]) and 1 <= groups[-1] <= 4 and len(groups) >= 4
+
+
+# Digit shapes: a bytes mask of the text (digit -> d; space, -, ., , kept; else x)
+# lets the number patterns be found with bytes.find instead of a regex pass.
+_DIGIT_TABLE = bytes.maketrans(
+    bytes(range(256)),
+    bytes(ord("d") if chr(b).isdigit() else b if chr(b) in " -.," else ord("x") for b in range(256)),
+)
+SSN_SHAPES: tuple[bytes, ...] = (b"ddd-dd-dddd", b"ddd dd dddd")
+NINE_SHAPES: tuple[bytes, ...] = (b"ddddddddd",)
+CARD_SHAPES: tuple[bytes, ...] = (
+    b"ddddddddddddd",
+    b"dddd dddd dddd d",
+    b"dddd-dddd-dddd-d",
+    b"dddd dddddd dddd",
+    b"dddd-dddddd-dddd",
+)
+
+
+def digit_mask(text: str) -> bytes:
+    """One byte per character of ``text``: d for an ASCII digit, the separators, else x."""
+    return text.encode("ascii", "replace").translate(_DIGIT_TABLE)
+
+
+def shape_starts(mask: bytes, shapes: tuple[bytes, ...]) -> list[int]:
+    """Offsets where one of ``shapes`` starts a number (not preceded by a digit, - or .)."""
+    starts: set[int] = set()
+    for shape in shapes:
+        i = mask.find(shape)
+        while i != -1:
+            if i == 0 or mask[i - 1] not in b"d-.":
+                starts.add(i)
+            i = mask.find(shape, i + 1)
+    return sorted(starts)

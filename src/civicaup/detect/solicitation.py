@@ -1,0 +1,154 @@
+"""Solicitation (commercial, religious, political, charitable, outside
+organisations) and personal sales.
+
+An ask must be present: "Red Cross shelter opened" or "the council will vote on
+the budget" report things, "Please donate to the Red Cross" and "Vote for Jane
+Smith" ask for something. Rules:
+
+* stand-alone phrases ("please donate", "buy my", "accept Jesus", "vote yes on");
+* an invitation ("join us", "please support") within one sentence of a topic
+  ("First Baptist", "Red Cross", "campaign");
+* imperative "vote for" / "elect" followed by a name (capitalised in the original);
+* "order by Friday"; personal sales: "for sale", "selling my", "OBO", "asking $900".
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import data
+from .hit import Hit, hits_from_spans
+from .matcher import Match, PhraseIndex
+from .normalise import Normalised
+
+_SENTENCE_GAP = 90
+_BREAK = re.compile(r"[.!?;]\s")
+_DAYS = r"(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+_MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.? \d"
+_ORDER_BY = re.compile(
+    rf"\border (?:yours |now |today |online )?by (?:this |next )?(?:{_DAYS}|tomorrow|tonight|noon|midnight"
+    rf"|the end of|end of (?:the )?(?:day|week|month)|next week|this week|{_MONTHS}|\d{{1,2}}/\d{{1,2}}\b)"
+)
+_VOTE = re.compile(r"\b(?:vote for|vote|elect|re elect|reelect) ")
+_IMPERATIVE_LEFT = re.compile(
+    r"(?:^|[.!?:;\"(*>\-]|\b(?:please|pls|plz|remember to|forget to|be sure to|make sure to|make sure you|urge you to"
+    r"|ask you to|encourage you to|encourage everyone to|let's|lets|go out and|and|so|today|tuesday|now))\s*$"
+)
+_NAME = re.compile(r"(?:[A-Z][a-z'\-]+|[A-Z]\.)(?: (?:[A-Z][a-z'\-]+|[A-Z]\.))*")
+_VOTE_OBJECT = re.compile(r"(?:me|my|our|him|her|them|prop(?:osition)? \w+|measure \w+|amendment \w+)\b")
+_NOT_NAMES = frozenset(
+    {
+        "The",
+        "A",
+        "An",
+        "This",
+        "That",
+        "It",
+        "All",
+        "Option",
+        "Item",
+        "Yes",
+        "No",
+        "Your",
+        "Our",
+        "My",
+        "Early",
+        "Today",
+    }
+    | {d + "day" for d in ("Mon", "Tues", "Wednes", "Thurs", "Fri", "Satur", "Sun")}
+)
+_TRIGGERS = ["vote", "elect", "reelect", "re elect", "order", "asking"]
+_ASKING = re.compile(r"\basking (?:only |just |around |about )?\$ ?\d[\d,.]*k?")
+
+
+def _same_sentence(s: str, a: int, b: int) -> bool:
+    return b - a <= _SENTENCE_GAP and _BREAK.search(s, a, b) is None
+
+
+class SolicitationDetector:
+    """``solicitation-phrase``: asks for money, votes, faith, purchases or members."""
+
+    name = "solicitation-phrase"
+    categories = frozenset({"solicitation"})
+
+    def __init__(self) -> None:
+        self.index = PhraseIndex("solicitation", confidence=0.8)
+        self.triggers = PhraseIndex(lambda: data.parse_lines(_TRIGGERS))
+
+    def scan(self, text: str, norm: Normalised) -> list[Hit]:
+        s = norm.text
+        matches = self.index.find(norm)
+        asks = [m for m in matches if "role:ask" in m.tags]
+        spans: list[tuple[int, int, float, set[str]]] = []
+        for m in matches:
+            kinds = {t for t in m.tags if t.startswith("solicitation:")}
+            if kinds:
+                spans.append((m.start, m.end, m.confidence, kinds))
+            topics = {"solicitation:" + t.split(":", 1)[1] for t in m.tags if t.startswith("topic:")}
+            if topics:
+                ask = _nearest_ask(s, m, asks)
+                if ask is not None:
+                    spans.append((min(ask.start, m.start), max(ask.end, m.end), 0.7, topics))
+        triggers = self.triggers.find(norm)
+        spans.extend(self._votes(norm, [t for t in triggers if t.phrase != "order"]))
+        for t in triggers:
+            if t.phrase == "order":
+                om = _ORDER_BY.match(s, t.start)
+                if om is not None:
+                    spans.append((om.start(), om.end(), 0.7, {"solicitation:commercial"}))
+        return hits_from_spans(norm, self.name, "solicitation", spans)
+
+    def _votes(self, norm: Normalised, triggers: list[Match]) -> list[tuple[int, int, float, set[str]]]:
+        s = norm.text
+        out: list[tuple[int, int, float, set[str]]] = []
+        for t in triggers:
+            vm = _VOTE.match(s, t.start)
+            if vm is None:
+                continue
+            if not _IMPERATIVE_LEFT.search(s, max(0, vm.start() - 30), vm.start()):
+                continue
+            _, ostart = norm.span(vm.start(), vm.end())
+            name = _NAME.match(norm.original, ostart)
+            if name is not None and name.group().split()[0] not in _NOT_NAMES:
+                _, oname_end = name.span()
+                nend = norm.from_original(oname_end)
+            else:
+                obj = _VOTE_OBJECT.match(s, vm.end())
+                if obj is None or vm.group().strip() != "vote for":
+                    continue
+                nend = obj.end()
+            out.append((vm.start(), nend, 0.75, {"solicitation:political"}))
+        return out
+
+
+def _nearest_ask(s: str, topic: Match, asks: list[Match]) -> Match | None:
+    for ask in asks:
+        a, b = (ask.start, topic.end) if ask.start <= topic.start else (topic.start, ask.end)
+        if ask.start != topic.start and _same_sentence(s, a, b):
+            return ask
+    return None
+
+
+class PersonalSaleDetector:
+    """``personal-sale-phrase``: selling personal items ("OBO", "selling my")."""
+
+    name = "personal-sale-phrase"
+    categories = frozenset({"personal-sale"})
+
+    def __init__(self, solicitation: SolicitationDetector) -> None:
+        self._solicitation = solicitation
+
+    def scan(self, text: str, norm: Normalised) -> list[Hit]:
+        spans: list[tuple[int, int, float, set[str]]] = []
+        for m in self._solicitation.index.find(norm):
+            if "role:sale" in m.tags:
+                spans.append((m.start, m.end, m.confidence, {"sale:personal"}))
+        for t in self._solicitation.triggers.find(norm):
+            am = _ASKING.match(norm.text, t.start) if t.phrase == "asking" else None
+            if am is not None:
+                spans.append((am.start(), am.end(), 0.8, {"sale:personal"}))
+        return hits_from_spans(norm, self.name, "personal-sale", spans)
+
+
+SOLICITATION = SolicitationDetector()
+PERSONAL_SALE = PersonalSaleDetector(SOLICITATION)
