@@ -9,7 +9,13 @@ Smith" ask for something. Rules:
 * an invitation ("join us", "please support") within one sentence of a topic
   ("First Baptist", "Red Cross", "campaign");
 * imperative "vote for" / "elect" followed by a name (capitalised in the original);
-* "order by Friday"; personal sales: "for sale", "selling my", "OBO", "asking $900".
+* "order by Friday"; personal sales: "for sale", "selling my", "OBO", "asking $900";
+* advertisements: a call to action ("call us", "Call Hawkeye Roofing today at
+  515-555-0142", "book now") near offers that weigh 2 or more together (a deal
+  such as "20% off", "this week only" or "discount" weighs 2; a free service such
+  as "free inspection" or a discount weighs 1, and a call in the business's own
+  voice, "call us", adds 1 to a free service), so "Free flu shots this Saturday" or "call the help desk" are not
+  advertisements.
 """
 
 from __future__ import annotations
@@ -57,7 +63,18 @@ _NOT_NAMES = frozenset(
     }
     | {d + "day" for d in ("Mon", "Tues", "Wednes", "Thurs", "Fri", "Satur", "Sun")}
 )
-_TRIGGERS = ["vote", "elect", "reelect", "re elect", "order", "asking"]
+_TRIGGERS = ["vote", "elect", "reelect", "re elect", "order", "asking", "call\trole:call", "text\trole:call"]
+_PHONE = r"(?:\+?1 )?\(?\d{3}\)? ?\d{3} \d{4}\b"
+#: "call Hawkeye Roofing today", "call 515-555-0142", "text us at (515) 555 0142"
+_CALL = re.compile(
+    rf"\b(?:call|text)(?: (?:us|me|them|now|today))?(?: (?!(?:for|the|a|an|of|to|in|on)\b)[a-z0-9&'.]+){{0,3}}?"
+    rf" (?:today|now|at {_PHONE}|{_PHONE})|\b(?:call|text) (?:us |me )?(?:at )?{_PHONE}"
+)
+#: "20% off", "$50 off", "save up to 30%", "15 percent off"
+_DEAL = re.compile(
+    r"\b\d{1,2} ?(?:%|percent) off\b|\$ ?\d[\d,]*(?:\.\d\d)? off\b|\bsave (?:up to |over )?(?:\$ ?\d|\d{1,2} ?(?:%|percent))"
+)
+_AD_WINDOW = 250
 _ASKING = re.compile(r"\basking (?:only |just |around |about )?\$ ?\d[\d,.]*k?")
 
 
@@ -96,7 +113,34 @@ class SolicitationDetector:
                 om = _ORDER_BY.match(s, t.start)
                 if om is not None:
                     spans.append((om.start(), om.end(), 0.7, {"solicitation:commercial"}))
+        spans.extend(self._adverts(s, matches, triggers))
         return hits_from_spans(norm, self.name, "solicitation", spans)
+
+    def _adverts(self, s: str, matches: list[Match], triggers: list[Match]) -> list[tuple[int, int, float, set[str]]]:
+        """A call to action with offers within ``_AD_WINDOW`` characters, weighing 2 or more together."""
+        ctas = [(m.start, m.end, int("cta:business" in m.tags)) for m in matches if "role:cta" in m.tags]
+        for t in triggers:
+            if "role:call" in t.tags:
+                cm = _CALL.match(s, t.start)
+                if cm is not None:
+                    ctas.append((cm.start(), cm.end(), 0))
+        if not ctas:
+            return []
+        offers = [(m.start, m.end, 2 if "offer:deal" in m.tags else 1 if "offer:free" in m.tags else 0)
+                  for m in matches if "role:offer" in m.tags]
+        if "off" in s or "save" in s:
+            offers.extend((d.start(), d.end(), 2) for d in _DEAL.finditer(s))
+        if not offers:
+            return []
+        out: list[tuple[int, int, float, set[str]]] = []
+        for a, b, voice in ctas:
+            near = [o for o in offers if o[0] < b + _AD_WINDOW and a - _AD_WINDOW < o[1] and not (a <= o[0] < b)]
+            free = voice and any(w == 1 for _, _, w in near)
+            if near and free + sum(max(w, 1) for _, _, w in near) >= 2:
+                start = min([a] + [o[0] for o in near])
+                end = max([b] + [o[1] for o in near])
+                out.append((start, end, 0.75, {"solicitation:commercial", "solicitation:advertisement"}))
+        return out
 
     def _votes(self, norm: Normalised, triggers: list[Match]) -> list[tuple[int, int, float, set[str]]]:
         s = norm.text

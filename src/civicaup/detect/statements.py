@@ -48,6 +48,22 @@ _PATTERNS: tuple[tuple[re.Pattern[str], float, str], ...] = (
         0.6,
         "statement:endorsement",
     ),
+    (  # "The City of X officially endorses the stadium proposal": "officially" makes it a claim, whatever the object
+        re.compile(
+            rf"\b{_BODY} (?:has )?officially (?:endorses|endorsed|supports|supported|opposes|opposed|backs|backed"
+            r"|recommends|condemns|condemned|rejects|rejected|stands behind|is against|is in favou?r of)\b"
+        ),
+        0.65,
+        "statement:endorsement",
+    ),
+    (  # "This is the City's official position." - the claim closes the sentence
+        re.compile(
+            rf"\b(?:this|that|it|here|these|which) (?:is|are|was|remains) (?:also )?(?:{_BODY}'s|{_BODY}s|the official)"
+            rf" (?:official )?(?:position|stance|view|views|policy)(?: of {_BODY})?(?=\s*(?:[.!;:]|$))"
+        ),
+        0.65,
+        "statement:official-position",
+    ),
 )
 _DISCLAIMER = re.compile(
     r"\b(?:(?:opinions?|views?|thoughts?|comments?|posts?|statements?) (?:expressed )?"
@@ -63,7 +79,8 @@ _DISCLAIMER = re.compile(
 )
 _TRIGGERS = [
     "{on behalf of,speaking for,speak for,as a representative of,representing}",
-    "{official position,official stance,official view,official policy,endorses,supports,opposes}",
+    "{official position,official stance,official view,official views,official policy,endorses,supports,opposes}",
+    "officially",
 ]
 
 

@@ -37,6 +37,9 @@ class MailEvent(Event):
     mail: "ParsedMail | None" = None
     sender: str = ""  # authenticated user, else envelope sender
     recipients: tuple[str, ...] = ()  # envelope recipients; empty means the header recipients
+    # Active staff as (name, address) pairs, from the directory, for display-name impersonation; adapters that
+    # have the directory fill it (the engine never reads the store). Empty: the check is skipped.
+    staff_names: frozenset[tuple[str, str]] = frozenset()
 
     def describe(self) -> str:
         return f"message {self.mail.subject[:60]!r}" if self.mail else "message"

@@ -164,6 +164,10 @@ class Pack(Strict):
     limits: Limits = Limits()
     category_map: dict[str, str] = Field(default_factory=dict,
                                          description="Web list name -> category, over the default UT1 table.")
+    web_fail_mode: Literal["closed", "open"] = Field(
+        "closed", description="What the Squid helper answers when it cannot decide: closed refuses hosts listed in a "
+                              "category a block rule names (everything when nothing works); open lets requests "
+                              "through. Either way the failure is logged.")
     exemptions: list[Exemption] = Field(default_factory=list)
     rules: list[Rule] = Field(min_length=1)
     clauses: list[Clause] = Field(min_length=1)

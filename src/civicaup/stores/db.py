@@ -46,10 +46,13 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-@lru_cache(maxsize=4)
 def open_store(url: str | None = None) -> Engine:
-    """An engine on the store, its schema upgraded to the newest migration."""
-    url = url or database_url()
+    """An engine on the store, its schema upgraded to the newest migration (one engine per URL and process)."""
+    return _open(url or database_url())
+
+
+@lru_cache(maxsize=8)
+def _open(url: str) -> Engine:
     try:
         engine = create_engine(url, future=True, pool_pre_ping=True)
         if engine.dialect.name == "sqlite":

@@ -1,8 +1,8 @@
 """The one schema, for SQLite and PostgreSQL alike. Changes go through an Alembic migration."""
 from __future__ import annotations
 
-from sqlalchemy import (JSON, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String,
+                        Table, Text, UniqueConstraint)
 
 metadata = MetaData()
 
@@ -34,3 +34,67 @@ audit = Table(
     UniqueConstraint("prev_hash", name="uq_audit_prev_hash"),  # two writers racing: one wins, one retries
 )
 Index("ix_audit_action", audit.c.action)
+
+# Web usage from Squid's access.log (issue 9): one row a logged request, categorised at ingest.
+web_usage = Table(
+    "web_usage", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("policy", String(64), nullable=False),
+    Column("line_hash", String(64), nullable=False),  # sha256 of the log line and its repeat number in the file
+    Column("at", DateTime(timezone=True), nullable=False),  # when Squid logged it (UTC)
+    Column("elapsed_ms", Integer, nullable=False),
+    Column("client", String(64), nullable=False),
+    Column("login", String(320), nullable=False),  # the user name as logged, "" for "-"
+    Column("email", String(320), nullable=False),  # the directory address it maps to ("" if none)
+    Column("department", String(200), nullable=False),  # from the directory at ingest
+    Column("status", String(64), nullable=False),  # e.g. TCP_MISS/200, TCP_DENIED/403
+    Column("bytes", BigInteger, nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("category", String(64), nullable=False),  # the first category of the index, "" if unlisted
+    Column("categories", String(500), nullable=False),  # all of them, comma-separated
+    Column("work_time", Boolean, nullable=False),  # within the city's working hours (not lunch)
+    UniqueConstraint("policy", "line_hash", name="uq_web_usage_line"),
+)
+Index("ix_web_usage_policy_at", web_usage.c.policy, web_usage.c.at)
+Index("ix_web_usage_policy_email", web_usage.c.policy, web_usage.c.email)
+
+# Held and flagged mail (issue 5): the raw bytes live content-addressed under $CIVICAUP_HOME/quarantine/<sha256>.
+mail_quarantine = Table(
+    "mail_quarantine", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("policy", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # held, flagged, approved (delivery pending), released, rejected
+    Column("channel", String(16), nullable=False, default="milter"),  # milter or relay
+    Column("queue_id", String(64), nullable=False, default=""),  # the MTA's queue id, for its logs
+    Column("sender", String(320), nullable=False, default=""),  # authenticated user, else envelope sender
+    Column("sender_department", String(200), nullable=False, default=""),  # from the directory when held
+    Column("mail_from", String(320), nullable=False, default=""),  # envelope sender ("" = null sender)
+    Column("recipients", JSON, nullable=False),  # envelope recipients
+    Column("subject", String(500), nullable=False, default=""),
+    Column("message_id", String(500), nullable=False, default=""),
+    Column("sha256", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("rule", String(64), nullable=False, default=""),  # the first held (or flagged) finding
+    Column("clause", String(200), nullable=False, default=""),
+    Column("approvers", JSON, nullable=False),  # [{"rule","clause","roles","needed"}] one per held finding
+    Column("decision", Text, nullable=False),  # the Decision as JSON
+    Column("next_hop", String(300), nullable=False, default=""),  # where a release re-injects, as the filter knew it
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_mail_quarantine_policy_status", mail_quarantine.c.policy, mail_quarantine.c.status)
+
+mail_approvals = Table(
+    "mail_approvals", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("quarantine_id", Integer, ForeignKey("mail_quarantine.id"), nullable=False),
+    Column("verdict", String(16), nullable=False),  # approve or reject
+    Column("approver", String(320), nullable=False),
+    Column("role", String(64), nullable=False),  # the role the approver acted in
+    Column("rule", String(64), nullable=False),
+    Column("clause", String(200), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("quarantine_id", "rule", "role", "verdict", name="uq_mail_approvals_role"),
+)

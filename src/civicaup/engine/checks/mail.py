@@ -1,6 +1,8 @@
 """Mail -> signals: content of every text part and attachment, recipients, size, sender identity."""
 from __future__ import annotations
 
+import functools
+import unicodedata
 from collections.abc import Iterator
 
 from civicaup.channels.mail.mime import Attachment, ParsedMail
@@ -88,6 +90,7 @@ def identity_signals(event: MailEvent, pack: CompiledPack) -> list[Signal]:
         if sender_addr != event.sender.lower():
             out.append(Signal("spoofing", f"From {from_addrs[0]} but sent by {event.sender.lower()}",
                               frozenset({"from-mismatch"})))
+    out += impersonation_signals(event)
     city = pack.pack.city.mail_domain.lower()
     free = {d.lower() for d in pack.pack.city.free_mail_domains}
     forwarded = any(h.lower() == "auto-forwarded" or "auto-forwarded" in h.lower() for h in m.header("Auto-Submitted"))
@@ -103,3 +106,46 @@ def identity_signals(event: MailEvent, pack: CompiledPack) -> list[Signal]:
             out.append(Signal("personal-social-account",
                               f"sign-up notice from {_domain(from_addrs[0])} to a city address: {m.subject[:60]!r}"))
     return out
+
+
+def name_key(name: str) -> str:
+    """A display name as a reader sees it: compatibility forms folded, invisible characters, quotes, case and
+    spacing ignored; "Reed, Dana" reads as "dana reed"."""
+    text = "".join(ch for ch in unicodedata.normalize("NFKC", name) if unicodedata.category(ch)[0] != "C")
+    text = text.replace('"', " ").replace("'", " ").casefold()
+    if text.count(",") == 1:
+        last, first = text.split(",")
+        text = f"{first} {last}"
+    return " ".join(text.split())
+
+
+@functools.lru_cache(maxsize=16)
+def _staff_index(staff: frozenset[tuple[str, str]]) -> tuple[dict[str, frozenset[str]], frozenset[str]]:
+    by_name: dict[str, set[str]] = {}
+    for name, addr in staff:
+        key = name_key(name)
+        if key:
+            by_name.setdefault(key, set()).add(addr.lower())
+    return {k: frozenset(v) for k, v in by_name.items()}, frozenset(a.lower() for _, a in staff)
+
+
+def impersonation_signals(event: MailEvent) -> list[Signal]:
+    """A From/Sender display name that is another active staff member's name (or address) while the address
+    is not theirs: someone adopting a colleague's identity."""
+    m = event.mail
+    if not event.staff_names or m is None:
+        return []
+    by_name, addresses = _staff_index(event.staff_names)
+    shown = [("From", a) for a in m.from_] + ([("Sender", m.sender)] if m.sender else [])
+    for where, a in shown:
+        if not a.name:
+            continue
+        owners = by_name.get(name_key(a.name))
+        if owners and a.email not in owners:
+            return [Signal("spoofing", f"{where} shows the name of staff member {sorted(owners)[0]} "
+                                       f"but the address is {a.email or '(none)'}", frozenset({"display-name"}))]
+        shown_addr = a.name.strip().strip("<>").lower()
+        if "@" in shown_addr and shown_addr in addresses and shown_addr != a.email:
+            return [Signal("spoofing", f"{where} shows the staff address {shown_addr} "
+                                       f"but the address is {a.email or '(none)'}", frozenset({"display-name"}))]
+    return []

@@ -12,7 +12,11 @@ from civicaup.errors import BadURLError
 from civicaup.policy.compile import CompiledPack
 
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)[^\s<>\"']{3,2000}")
-_LINKED_SEXUAL = {"adult"}
+#: Web category of a linked site -> (content signal, what the evidence calls the site).
+LINKED_CATEGORY_SIGNALS: dict[str, tuple[str, str]] = {
+    "adult": ("sexual", "a sexually explicit site"),
+    "piracy": ("copyright", "a piracy site"),
+}
 
 
 def signals(event: Event, pack: CompiledPack) -> list[Signal]:
@@ -26,7 +30,12 @@ def signals(event: Event, pack: CompiledPack) -> list[Signal]:
             url = normalise_url(raw.rstrip(".,);"))
         except BadURLError:
             continue
+        remap = pack.pack.category_map
         for m in web.index().lookup(url):
-            if m.category in _LINKED_SEXUAL:
-                out.append(Signal("sexual", f"link to a sexually explicit site: {url.host}", frozenset({"link"})))
+            category = remap.get(m.list_name, remap.get(m.category, m.category))
+            linked = LINKED_CATEGORY_SIGNALS.get(category)
+            if linked is not None:
+                signal, what = linked
+                out.append(Signal(signal, f"link to {what}: {url.host}",
+                                  frozenset({"link", f"list:{m.list_name}"})))
     return out

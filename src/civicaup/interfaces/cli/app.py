@@ -16,6 +16,30 @@ app.add_typer(categories.app, name="categories")
 app.add_typer(directory.app, name="directory")
 app.add_typer(audit.app, name="audit")
 # Channel front ends register their commands here, one line each (long-running parts and reports).
+from civicaup.interfaces.cli import acks as acks_cli, approvals as approvals_cli, cases as cases_cli, inventory as inventory_cli, tokens as tokens_cli  # noqa: E402,E501
+app.add_typer(approvals_cli.request_app, name="request")
+app.add_typer(approvals_cli.approvals_app, name="approvals")
+app.add_typer(inventory_cli.app, name="inventory")
+app.add_typer(acks_cli.ack_app, name="ack")
+app.add_typer(acks_cli.training_app, name="training")
+app.add_typer(cases_cli.app, name="case")
+app.add_typer(tokens_cli.app, name="token")
+app.command("serve")(tokens_cli.serve)
+from civicaup.interfaces.cli import report as report_cli, setup as setup_cli, squid as squid_cli  # noqa: E402
+app.command("squid-helper")(squid_cli.squid_helper)
+app.add_typer(setup_cli.app, name="setup")
+app.add_typer(report_cli.app, name="report")
+from civicaup.interfaces.cli import records as records_cli  # noqa: E402
+app.add_typer(records_cli.archive_app, name="archive")
+app.add_typer(records_cli.hold_app, name="hold")
+app.add_typer(records_cli.retention_app, name="retention")
+app.add_typer(records_cli.records_app, name="records")
+from civicaup.interfaces.cli import social as social_cli  # noqa: E402
+app.add_typer(social_cli.app, name="social")
+from civicaup.interfaces.cli import mail as mail_cli  # noqa: E402
+app.command("milter")(mail_cli.milter)
+app.command("relay")(mail_cli.relay)
+app.add_typer(mail_cli.quarantine_app, name="quarantine")
 
 
 def main() -> None:

@@ -1,16 +1,15 @@
 """`civicaup check mail|url|software|hardware|post|posts`: one event in, one Decision out (exit 0 whatever it is)."""
 from __future__ import annotations
 
-import json
-import sys
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from civicaup.channels import events
 from civicaup.engine.evaluate import evaluate
-from civicaup.errors import CivicaupError, InputError
-from civicaup.interfaces.cli.output import emit_json, show_decision
+from civicaup.errors import InputError
+from civicaup.interfaces.cli.jsonl import finish, run_lines
+from civicaup.interfaces.cli.output import show_decision
 from civicaup.policy.registry import get_pack
 
 app = typer.Typer(no_args_is_help=True, help="Check one message, URL, program, device or post against a policy.")
@@ -73,31 +72,17 @@ def posts(file: str = typer.Argument(..., metavar="FILE.jsonl", help="one {\"id\
           policy: str = POLICY) -> None:
     """Batch: one {"id","decision"} a line out; a bad line gives {"id","error"} and exit 2 at the end."""
     pack = get_pack(policy)
-    stream = sys.stdin if file == "-" else _open(file)
-    bad = 0
-    for n, line in enumerate(stream, 1):
-        if not line.strip():
-            continue
-        item_id = None
-        try:
-            item = json.loads(line)
-            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
-                raise InputError(f"line {n}: needs an object with a string \"text\"")
-            item_id = item.get("id")
-            ev = events.post_event(item["text"], pack, kind=str(item.get("kind") or "comment"),
-                                   at=item.get("at") if isinstance(item.get("at"), str) else None)
-            emit_json({"id": item_id, "decision": evaluate(ev, pack).to_json()})
-        except (ValueError, CivicaupError) as exc:
-            bad += 1
-            msg = str(exc) if isinstance(exc, CivicaupError) else f"line {n}: not JSON ({exc})"
-            emit_json({"id": item_id, "error": msg.splitlines()[0]})
-    if bad:
-        print(f"civicaup: {bad} line(s) could not be checked", file=sys.stderr)
-        raise typer.Exit(2)
+
+    def check_one(n: int, item: Any) -> dict[str, Any]:
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise InputError(f"line {n}: needs an object with a string \"text\"")
+        ev = events.post_event(item["text"], pack, kind=str(item.get("kind") or "comment"),
+                               at=item.get("at") if isinstance(item.get("at"), str) else None)
+        return {"id": item.get("id"), "decision": evaluate(ev, pack).to_json()}
+
+    finish(run_lines(file, check_one, id_of=_post_id), "checked")
 
 
-def _open(path: str):  # type: ignore[no-untyped-def]
-    try:
-        return open(path, encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+def _post_id(item: Any) -> Any:
+    """The id an error line of `check posts` carries: only a line that is an object with a string text has one."""
+    return item.get("id") if isinstance(item, dict) and isinstance(item.get("text"), str) else None

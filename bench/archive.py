@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Benchmark: archive ingest and clerk searches at city scale, on SQLite and on PostgreSQL.
+
+    .venv/bin/python bench/archive.py [--count 1000000] [--jobs N] [--pg URL | --pg-local] [--no-sqlite]
+                                      [--workdir DIR] [--keep]
+
+Generates an mbox of COUNT messages that reuse the shapes of the real SpamAssassin corpus (its bodies,
+MIME structures and subjects, sampled with a fixed seed) with city headers: 200 staff and 3,000 outside
+correspondents, dates spread over ten years, some attachments, and a few words clerks search for. Then it
+imports the mbox through `civicaup archive import`'s code path (parse in worker processes, originals to
+the blob store, batched inserts) and prints messages/second (wall, and per CPU-second of all processes),
+the database and blob-store size per message, and p50/p95 latency of ten typical clerk searches (each run
+with several parameter values). With --pg URL (or --pg-local, which starts Debian's PostgreSQL on a free
+loopback port) the same is measured on PostgreSQL. Not run in CI.
+
+Peer figures (DESIGN.md, same kind of machine): notmuch/Xapian and naive Python + SQLite FTS5 or
+PostgreSQL ingest about 260-340 messages per CPU-second; "newest 50 of a common word" projects past
+200 ms at 1,000,000 for naive SQL.
+
+Apache SpamAssassin public corpus: PDDL 1.0 / CC0.
+"""
+from __future__ import annotations
+
+import argparse
+import email
+import glob
+import os
+import random
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from datetime import date, datetime, timedelta, timezone
+from email import policy as email_policy
+from email.utils import format_datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "data" / "mail" / "spamassassin-public-corpus.tar.xz"
+POLICY = "kirkwood-mo"
+DOMAIN = "kirkwoodmo.org"
+WORDS = ["lobbyist", "lobbyists", "subpoena", "zoning variance", "city council", "budget amendment", "contract",
+         "sidewalk", "annexation", "tax increment financing"]
+
+
+# ---------------------------------------------------------------- the generated archive
+
+def corpus_shapes(tmp: Path) -> list[tuple[str, bytes, str]]:
+    """(content headers, body bytes, subject) of every corpus message: real MIME structures and texts."""
+    with tarfile.open(CORPUS) as tf:
+        tf.extractall(tmp, filter="data")
+    shapes = []
+    for f in sorted(tmp.rglob("*")):
+        if not f.is_file():
+            continue
+        raw = f.read_bytes()
+        if raw.startswith(b"From "):
+            raw = raw[raw.find(b"\n") + 1:]
+        head, sep, body = raw.partition(b"\n\n")
+        if not sep:
+            continue
+        msg = email.message_from_bytes(head + b"\n\n", policy=email_policy.compat32)
+        keep = "".join(f"{k}: {v}\n" for k, v in msg.items()
+                       if k.lower() in ("content-type", "content-transfer-encoding", "mime-version"))
+        subject = " ".join(str(msg.get("subject", "")).split())[:120]
+        shapes.append((keep, body.replace(b"\nFrom ", b"\n>From "), subject))
+    return shapes
+
+
+def generate(path: Path, count: int, seed: int) -> float:
+    """Write COUNT messages to an mbox; returns the mean message size."""
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        shapes = corpus_shapes(Path(tmp))
+    first = ["pat", "dana", "lee", "sam", "kim", "alex", "jo", "morgan", "chris", "taylor", "jordan", "casey"]
+    last = ["jones", "reed", "chan", "ortiz", "nguyen", "brown", "smith", "lee", "garcia", "miller", "davis"]
+    staff = sorted({f"{rng.choice(first)}.{rng.choice(last)}{rng.randint(1, 30)}@{DOMAIN}" for _ in range(400)})[:200]
+    outside_domains = [f"{w}{i}.example.{tld}" for i, w in enumerate(["acme", "county", "state", "vendor", "news",
+                                                                       "law", "bank", "school"] * 25)
+                       for tld in ("com",)]
+    outside = [f"{rng.choice(first)}{i}@{rng.choice(outside_domains)}" for i in range(3000)]
+    start = datetime(2016, 1, 1, tzinfo=timezone.utc)
+    span = int((datetime(2026, 1, 1, tzinfo=timezone.utc) - start).total_seconds())
+    total = 0
+    with open(path, "wb") as out:
+        for n in range(count):
+            ctype, body, subject = rng.choice(shapes)
+            sender = rng.choice(staff) if rng.random() < 0.6 else rng.choice(outside)
+            to = rng.sample(staff, rng.choice((1, 1, 1, 2, 3)))
+            cc = rng.sample(staff + outside, rng.choice((0, 0, 0, 1, 2)))
+            when = start + timedelta(seconds=rng.randrange(span))
+            if rng.random() < 0.05:
+                subject = f"{rng.choice(WORDS).title()}: {subject}"
+            extra = f"\n\nRe: {rng.choice(WORDS)} (case {n})\n".encode() if rng.random() < 0.05 else b""
+            head = (f"From: {sender}\nTo: {', '.join(to)}\n" + (f"Cc: {', '.join(cc)}\n" if cc else "") +
+                    f"Subject: {subject}\nDate: {format_datetime(when)}\nMessage-ID: <bench.{seed}.{n}@{DOMAIN}>\n")
+            if rng.random() < 0.03:  # a message with a named attachment
+                name = rng.choice(["Budget-FY{y}.xlsx", "minutes-{y}.pdf", "contract-{y}.docx", "site-plan-{y}.pdf"])
+                name = name.format(y=when.year)
+                msg = (head + "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"b1\"\n\n--b1\n"
+                       "Content-Type: text/plain; charset=us-ascii\n\nSee attached.\n--b1\nContent-Type: "
+                       f"application/octet-stream; name=\"{name}\"\nContent-Disposition: attachment; "
+                       f"filename=\"{name}\"\nContent-Transfer-Encoding: base64\n\nUEsDBAoAAAAAAA==\n--b1--\n"
+                       ).encode() + extra
+            else:
+                msg = (head + ctype).encode("utf-8", "replace") + b"\n" + body + extra
+            out.write(b"From bench@" + DOMAIN.encode() + b" Thu Jan  1 00:00:00 2026\n" + msg + b"\n")
+            total += len(msg)
+    return total / max(count, 1)
+
+
+# ---------------------------------------------------------------- stores
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_postgres(base: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """Debian's PostgreSQL on a free loopback port, as the postgres user when run as root."""
+    def binary(name: str) -> str:
+        found = shutil.which(name) or (sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [""])[-1]
+        if not found:
+            sys.exit(f"no {name}: apt-get install postgresql")
+        return found
+
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_user:
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+    subprocess.run([*as_user, binary("initdb"), "-D", str(base / "data"), "-U", "postgres", "--auth=trust",
+                    "--no-locale", "-E", "UTF8"], check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen([*as_user, binary("postgres"), "-D", str(base / "data"), "-k", str(base), "-h",
+                             "127.0.0.1", "-p", str(port), "-c", "shared_buffers=1GB", "-c", "work_mem=64MB",
+                             "-c", "maintenance_work_mem=512MB", "-c", "synchronous_commit=off",
+                             "-c", "max_wal_size=4GB"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import psycopg
+
+    for _ in range(300):
+        try:
+            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
+                                 autocommit=True) as c:
+                c.execute("CREATE DATABASE civicaup_bench")
+            return f"postgresql+psycopg://postgres@127.0.0.1:{port}/civicaup_bench", proc
+        except psycopg.OperationalError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit("PostgreSQL did not start")
+
+
+def db_bytes(engine) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            path = Path(engine.url.database)
+            return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+
+
+def dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_blocks * 512 for f in path.rglob("*") if f.is_file())
+
+
+# ---------------------------------------------------------------- the measurements
+
+def ingest(url: str, mbox: Path, jobs: int | None) -> tuple[object, dict[str, float]]:
+    from civicaup.policy.registry import get_pack
+    from civicaup.records.archive import import_paths
+    from civicaup.stores.db import open_store
+    from civicaup.stores.directory import import_people
+
+    engine = open_store(url)
+    import_people(engine, get_pack(POLICY), ROOT / "src" / "civicaup" / "policy" / "packs" / POLICY / "directory.csv")
+    s0, c0 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    last = [time.perf_counter()]
+
+    def progress(rep) -> None:  # type: ignore[no-untyped-def]
+        if time.perf_counter() - last[0] > 30:
+            last[0] = time.perf_counter()
+            print(f"    ... {rep.imported + rep.duplicate:,} messages", flush=True)
+
+    report = import_paths(engine, [mbox], policy=POLICY, jobs=jobs, progress=progress)
+    s1, c1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_cpu = 0.0
+    cpu = (s1.ru_utime - s0.ru_utime + s1.ru_stime - s0.ru_stime + c1.ru_utime - c0.ru_utime +
+           c1.ru_stime - c0.ru_stime)
+    return engine, {"imported": report.imported, "failed": report.failed, "seconds": report.seconds,
+                    "cpu": cpu + server_cpu}
+
+
+def searches(rng: random.Random, staff: list[str]) -> list[tuple[str, list[dict[str, object]]]]:
+    """Ten typical clerk searches, each with five parameter values."""
+    def day(y: int, m: int) -> date:
+        return date(y, m, 1)
+
+    years = list(range(2016, 2026))
+    return [
+        ("rare word, newest 50", [{"text": w} for w in ("lobbyist", "subpoena", "annexation", "variance", "sidewalk")]),
+        ("common word, newest 50", [{"text": w} for w in ("the", "list", "free", "time", "please")]),
+        ("phrase", [{"text": f'"{p}"'} for p in ("city council", "budget amendment", "zoning variance",
+                                                 "tax increment financing", "mailing list")]),
+        ("sender", [{"from_": rng.choice(staff)} for _ in range(5)]),
+        ("recipient", [{"to": rng.choice(staff)} for _ in range(5)]),
+        ("one month", [{"since": day(y, 3), "until": day(y, 3) + timedelta(days=30)} for y in rng.sample(years, 5)]),
+        ("word + year", [{"text": w, "since": day(y, 1), "until": day(y, 12) + timedelta(days=30)}
+                         for w, y in zip(("contract", "budget", "meeting", "lobbyist", "report"),
+                                         rng.sample(years, 5))]),
+        ("word + sender", [{"text": w, "from_": rng.choice(staff)} for w in ("the", "budget", "list", "free", "a")]),
+        ("attachment name", [{"attachment": a} for a in ("budget-fy", "minutes-2019", "contract", "site-plan", ".pdf")]),
+        ("OR + exclusion, counted", [{"text": q, "count": True} for q in (
+            "lobbyist OR subpoena", "sidewalk OR annexation -budget", "contract -renewal", "zoning OR variance",
+            "budget OR amendment")]),
+    ]
+
+
+def run_searches(engine, staff: list[str], seed: int) -> None:  # type: ignore[no-untyped-def]
+    from civicaup.records.search import Filters, search
+
+    tz = ZoneInfo("America/Chicago")
+    all_ms: list[float] = []
+    print(f"    {'search':28} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  results (first value)")
+    for name, variants in searches(random.Random(seed), staff):
+        times, first = [], None
+        for _ in range(3):
+            for v in variants:
+                kw = dict(v)
+                count = bool(kw.pop("count", False))
+                t = time.perf_counter()
+                res = search(engine, POLICY, Filters(**kw), tz=tz, limit=50, count=count)  # type: ignore[arg-type]
+                times.append((time.perf_counter() - t) * 1000)
+                if first is None:
+                    first = (res.count if count else len(res.records), res.plan)
+        all_ms += times
+        q = statistics.quantiles(times, n=20)
+        print(f"    {name:28} {statistics.median(times):8.1f} {q[18]:8.1f} {max(times):8.1f}  {first}")
+    q = statistics.quantiles(all_ms, n=20)
+    print(f"    {'all searches':28} {statistics.median(all_ms):8.1f} {q[18]:8.1f} {max(all_ms):8.1f}")
+
+
+def staff_of(engine) -> list[str]:  # type: ignore[no-untyped-def]
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        return [r[0] for r in conn.execute(text(
+            "SELECT address FROM archive_addresses WHERE kind = 'from' AND address LIKE :d GROUP BY address "
+            "ORDER BY address LIMIT 200"), {"d": f"%@{DOMAIN}"})]
+
+
+def report(label: str, engine, stats: dict[str, float], home: Path, n: int, mean_size: float,  # type: ignore[no-untyped-def]
+           seed: int) -> None:
+    db, blobs = db_bytes(engine), dir_bytes(home / "archive")
+    print(f"\n== {label}: {stats['imported']:,} messages imported ({stats['failed']} failed)")
+    print(f"    ingest: {stats['imported'] / stats['seconds']:,.0f} messages/s wall ({stats['seconds']:.0f} s), "
+          f"{stats['imported'] / max(stats['cpu'], 1e-9):,.0f} messages per CPU-second of civicaup's processes")
+    print(f"    database: {db / n:,.0f} bytes/message ({db / 2**20:,.0f} MiB); originals (gzip): "
+          f"{blobs / n:,.0f} bytes/message; mean message {mean_size:,.0f} bytes")
+    run_searches(engine, staff_of(engine), seed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--count", type=int, default=1_000_000)
+    ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--jobs", type=int, default=None, help="parser processes (default: one a CPU)")
+    ap.add_argument("--pg", help="a PostgreSQL URL (postgresql+psycopg://...) to measure too")
+    ap.add_argument("--pg-local", action="store_true", help="start Debian's PostgreSQL on loopback and measure it")
+    ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    if not CORPUS.is_file():
+        sys.exit(f"the SpamAssassin corpus is not at {CORPUS}")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="civicaup-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    mbox = work / "archive.mbox"
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; work dir {work}")
+    t = time.perf_counter()
+    mean = generate(mbox, args.count, args.seed)
+    print(f"generated {args.count:,} messages ({mbox.stat().st_size / 2**20:,.0f} MiB) in "
+          f"{time.perf_counter() - t:.0f} s")
+    pg_proc = None
+    try:
+        if not args.no_sqlite:
+            home = work / "sqlite-home"
+            home.mkdir(parents=True, exist_ok=True)
+            os.environ["CIVICAUP_HOME"] = str(home)
+            engine, stats = ingest(f"sqlite:///{home / 'civicaup.db'}", mbox, args.jobs)
+            report("SQLite (FTS5, Porter stemmer)", engine, stats, home, args.count, mean, args.seed)
+        url = args.pg
+        if args.pg_local and not url:
+            base = Path(tempfile.mkdtemp(prefix="civicaup-bench-pg-", dir=work))
+            url, pg_proc = start_postgres(base)
+        if url:
+            home = work / "pg-home"
+            home.mkdir(parents=True, exist_ok=True)
+            os.environ["CIVICAUP_HOME"] = str(home)
+            engine, stats = ingest(url, mbox, args.jobs)
+            with engine.begin() as conn:
+                from sqlalchemy import text
+
+                conn.execute(text("ANALYZE"))
+            report("PostgreSQL (tsvector, english, GIN)", engine, stats, home, args.count, mean, args.seed)
+    finally:
+        if pg_proc is not None:
+            pg_proc.terminate()
+            pg_proc.wait(timeout=60)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

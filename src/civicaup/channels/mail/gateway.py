@@ -1,0 +1,261 @@
+"""What the milter and the relay share: who is sending, the decision, and what each action does to the message.
+
+    envelope + spooled message --(directory)--> MailEvent --engine--> Decision --> Verdict
+        allow / log / flag -> accept, with an X-Civicaup-Decision header (flag: also queued for review)
+        block              -> reject, 550 5.7.1 naming the rule and the clause
+        hold               -> the raw bytes and the decision committed to the quarantine (fsync), then discard
+        any error / budget -> tempfail: the sending MTA keeps the message
+
+The engine runs in a worker (a thread, or a process pool with `workers > 0`); side effects run after the decision
+and before the answer, so a message is never accepted and then lost.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from civicaup.channels.mail.journal import Journal, NullJournal
+from civicaup.channels.mail.spool import Spool, parse_file, parse_spooled
+from civicaup.engine.decision import Decision
+from civicaup.engine.evaluate import evaluate
+from civicaup.engine.event import Actor, MailEvent
+from civicaup.policy.registry import get_pack
+
+log = logging.getLogger("civicaup.mail")
+
+HEADER = "X-Civicaup-Decision"
+DEFAULT_BUDGET = 20.0
+
+
+@dataclass
+class Envelope:
+    """What the MTA told us besides the message: envelope sender and recipients, the SASL login, the queue id."""
+    mail_from: str = ""
+    rcpt_to: list[str] = field(default_factory=list)
+    auth_user: str = ""
+    queue_id: str = ""
+    message_id: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The filter's answer: accept (with header), reject (reply), discard (held), tempfail (reply)."""
+    kind: str
+    decision: Decision | None = None
+    header: str = ""
+    reply: str = ""
+    quarantine_id: int | None = None
+
+
+def ascii_safe(text: str, limit: int = 200) -> str:
+    """Printable ASCII for SMTP replies and headers: compatibility-folded, marks spelled out, the rest dropped."""
+    text = text.replace("¶", "para ").replace("§", "sec. ").replace("\u2019", "'").replace("\u201c", '"')
+    text = text.replace("\u201d", '"').replace("\u2013", "-").replace("\u2014", "-")
+    text = unicodedata.normalize("NFKD", text)
+    out = "".join(ch for ch in text if 32 <= ord(ch) < 127 and ch != "%")
+    out = " ".join(out.split())
+    return out if len(out) <= limit else out[: limit - 3].rstrip() + "..."
+
+
+def header_value(decision: Decision) -> str:
+    """`<action>; <rule> (clause <c>), ...` for the findings that are not plain allow."""
+    parts = [f"{ascii_safe(f.rule, 64)} (clause {ascii_safe(f.clause, 60)})" for f in decision.findings[:10]]
+    return decision.action + ("; " + ", ".join(parts) if parts else "")
+
+
+def reject_reply(decision: Decision) -> str:
+    """`550 5.7.1 <rule> clause <c>: <quote, shortened, ASCII-safe>` from the first blocking finding."""
+    f = next((f for f in decision.findings if f.action == "block"), decision.findings[0])
+    return f"550 5.7.1 {ascii_safe(f.rule, 64)} clause {ascii_safe(f.clause, 60)}: {ascii_safe(f.quote, 160)}"
+
+
+TEMPFAIL_REPLY = "451 4.7.1 civicaup could not check this message now; try again later"
+
+
+class DirectoryCache:
+    """The directory of one policy, read once and refreshed every `ttl` seconds (a filter never waits on it)."""
+
+    def __init__(self, policy: str, engine: Any = None, ttl: float = 60.0) -> None:
+        self.policy, self.engine, self.ttl = policy, engine, ttl
+        self._people: dict[str, Any] = {}
+        self.staff: frozenset[tuple[str, str]] = frozenset()
+        self._loaded = -1e9
+
+    def _load(self) -> None:
+        from civicaup.stores.directory import list_people
+        people = list_people(self.engine, self.policy) if self.engine is not None else []
+        self._people = {p.email: p for p in people}
+        self.staff = frozenset((p.name, p.email) for p in people if p.name)
+        self._loaded = time.monotonic()
+
+    def refresh_if_stale(self) -> None:
+        if time.monotonic() - self._loaded > self.ttl:
+            try:
+                self._load()
+            except Exception as exc:  # noqa: BLE001 - keep the last good copy; the engine still decides
+                log.warning("directory refresh failed: %s", type(exc).__name__)
+                self._loaded = time.monotonic()
+
+    def person(self, email: str) -> Any:
+        return self._people.get(email.lower())
+
+
+def identity(envelope: Envelope, mail_domain: str) -> str:
+    """The sender identity: the SASL login (a bare user name gets the city's domain), else the envelope sender."""
+    user = envelope.auth_user.strip().lower()
+    if user:
+        return user if "@" in user else f"{user}@{mail_domain.lower()}"
+    return envelope.mail_from.strip().lower()
+
+
+def actor_for(email: str, person: Any) -> Actor:
+    if person is None or not getattr(person, "active", True):
+        return Actor(email=email)
+    return Actor(email=email, roles=frozenset(person.roles) | {"employee"}, department=person.department,
+                 name=person.name)
+
+
+# ---------------------------------------------------------------- the decision (runs in a worker)
+
+_PACKS: dict[str, tuple[float, Any]] = {}
+PACK_TTL = 30.0
+
+
+def current_pack(policy: str) -> Any:
+    """The compiled pack, looked up at most every PACK_TTL seconds (finding it on disk costs more than deciding
+    a small message); an edited pack.yaml is picked up within that time."""
+    now = time.monotonic()
+    hit = _PACKS.get(policy)
+    if hit is None or now - hit[0] > PACK_TTL:
+        hit = (now, get_pack(policy))
+        _PACKS[policy] = hit
+    return hit[1]
+
+
+def decide(policy: str, source: bytes | str, actor: Actor, sender: str, recipients: tuple[str, ...],
+           staff: frozenset[tuple[str, str]], at: datetime | None = None) -> Decision:
+    """Parse and evaluate one message. `source` is the message bytes or the path of the spooled file.
+    A pure function of its arguments (no store access), so it runs in a thread or another process."""
+    pack = current_pack(policy)
+    if isinstance(source, (bytes, bytearray)):
+        from civicaup.channels.mail.mime import parse_mail
+        mail = parse_mail(bytes(source) or b"\r\n")
+    else:
+        mail = parse_file(source)
+    when = (at or datetime.now(timezone.utc)).astimezone(pack.tz)
+    event = MailEvent(actor=actor, at=when, mail=mail, sender=sender, recipients=recipients, staff_names=staff)
+    return evaluate(event, pack)
+
+
+def _warm(policy: str) -> None:
+    current_pack(policy)
+
+
+# ---------------------------------------------------------------- the gateway
+
+class MailGateway:
+    """One policy's mail filter core, shared by the milter and the relay (and their tests)."""
+
+    def __init__(self, policy: str, *, store: Any = None, journal: Journal | None = None,
+                 budget: float = DEFAULT_BUDGET, next_hop: str = "", channel: str = "milter", workers: int = 0,
+                 threads: int = 4) -> None:
+        self.pack = get_pack(policy)
+        self.policy = policy
+        self.store = store
+        self.journal = journal or NullJournal()
+        self.budget = budget
+        self.next_hop = next_hop
+        self.channel = channel
+        self.directory = DirectoryCache(policy, store)
+        self.threads = concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="civicaup-mail")
+        self.workers = workers
+        self.pool: concurrent.futures.Executor | None = None
+        if workers > 0:
+            self._new_pool()
+
+    def _new_pool(self) -> None:
+        import multiprocessing
+        ctx = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+        self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                                           initializer=_warm, initargs=(self.policy,))
+
+    def _recycle_pool(self) -> None:
+        """A worker overran its budget: stop that pool (killing its processes) and start a fresh one."""
+        old = self.pool
+        self._new_pool()
+        if isinstance(old, concurrent.futures.ProcessPoolExecutor):
+            for proc in list(getattr(old, "_processes", {}).values()):
+                try:
+                    proc.kill()
+                except Exception:  # noqa: BLE001
+                    pass
+            old.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        self.threads.shutdown(wait=False, cancel_futures=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the one entry point
+
+    async def handle(self, envelope: Envelope, spool: Spool) -> Verdict:
+        """Decide and act; every failure becomes a tempfail (logged with the queue and message id, never the body)."""
+        loop = asyncio.get_running_loop()
+        try:
+            self.directory.refresh_if_stale()
+            sender = identity(envelope, self.pack.pack.city.mail_domain)
+            actor = actor_for(sender, self.directory.person(sender))
+            spool.flush()
+            source: bytes | str = spool.getvalue() if not spool.on_disk else str(spool.path)
+            rcpts = tuple(r.lower() for r in envelope.rcpt_to)
+            executor = self.pool if self.pool is not None else self.threads
+            future = loop.run_in_executor(executor, decide, self.policy, source, actor, sender, rcpts,
+                                          self.directory.staff)
+            try:
+                decision = await asyncio.wait_for(future, self.budget)
+            except asyncio.TimeoutError:
+                log.warning("%s: over the %.0f s budget, tempfail (queue id %s, message id %s)", self.channel,
+                            self.budget, envelope.queue_id or "-", envelope.message_id or "-")
+                if self.pool is not None:
+                    self._recycle_pool()
+                return Verdict("tempfail", reply=TEMPFAIL_REPLY)
+            # The side effects are not cut short by the budget (a hold is committed, then answered); the extra
+            # minute only guards against a store that hangs. Past it the MTA keeps the message (tempfail).
+            return await asyncio.wait_for(
+                loop.run_in_executor(self.threads, self.act, decision, envelope, spool, sender, actor),
+                self.budget + 60)
+        except Exception as exc:  # noqa: BLE001 - fail safe: the MTA keeps the message
+            log.error("%s: %s, tempfail (queue id %s, message id %s)", self.channel, type(exc).__name__,
+                      envelope.queue_id or "-", envelope.message_id or "-")
+            return Verdict("tempfail", reply=TEMPFAIL_REPLY)
+
+    def act(self, decision: Decision, envelope: Envelope, spool: Spool, sender: str, actor: Actor) -> Verdict:
+        """The side effects of a decision, done before the MTA is answered. Runs in a thread."""
+        action = decision.action
+        if action == "block":
+            f = next((f for f in decision.findings if f.action == "block"), None)
+            log.info("%s: block %s clause %s (queue id %s, message id %s)", self.channel, f and f.rule,
+                     f and f.clause, envelope.queue_id or "-", envelope.message_id or "-")
+            return Verdict("reject", decision, reply=reject_reply(decision))
+        if action in ("hold", "flag"):
+            from civicaup.channels.mail import quarantine
+            if self.store is None:
+                raise RuntimeError("no store for the quarantine")
+            qid = quarantine.put(self.store, spool, decision, envelope, sender=sender,
+                                 department=actor.department, status="held" if action == "hold" else "flagged",
+                                 channel=self.channel, next_hop=self.next_hop)
+            log.info("%s: %s as quarantine %d (queue id %s, message id %s)", self.channel, action, qid,
+                     envelope.queue_id or "-", envelope.message_id or "-")
+            if action == "hold":
+                return Verdict("discard", decision, quarantine_id=qid)
+            self.journal.record(spool, decision, envelope)
+            return Verdict("accept", decision, header=header_value(decision), quarantine_id=qid)
+        self.journal.record(spool, decision, envelope)
+        return Verdict("accept", decision, header=header_value(decision))

@@ -1,0 +1,324 @@
+"""`civicaup milter`: an asyncio milter for Postfix (and Sendmail), one round trip per message.
+
+It negotiates away every event it does not need (connect, HELO, DATA, unknown commands, end of headers) and
+asks for MAIL, RCPT, headers and body chunks *without a reply*, so Postfix streams the message and waits only
+at end of message; the body goes to a spool that moves to disk past a threshold. At end of message the gateway
+decides and acts, and the answer is one of: add the X-Civicaup-Decision header and continue; reject with
+550 5.7.1 and the clause; discard (held in our quarantine, committed first); tempfail on any error or overrun.
+"""
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from civicaup.channels.mail import milter_protocol as mp
+from civicaup.channels.mail.gateway import HEADER, TEMPFAIL_REPLY, Envelope, MailGateway, Verdict
+from civicaup.channels.mail.spool import DEFAULT_MEMORY_LIMIT, Spool
+
+log = logging.getLogger("civicaup.milter")
+_HEADER_LOWER = HEADER.lower().encode()
+
+
+class MilterConnection(asyncio.Protocol):
+    """One MTA connection: a packet parser driven by data_received; only end of message awaits anything."""
+
+    def __init__(self, server: "MilterServer") -> None:
+        self.server = server
+        self.gateway = server.gateway
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.agreed: mp.Negotiation | None = None
+        self.no_reply: set[bytes] = set()
+        self.busy = False
+        self.closed = False
+        self._reset_message()
+
+    # -- state
+
+    def _reset_message(self) -> None:
+        spool = getattr(self, "spool", None)
+        if spool is not None:
+            spool.close()
+        self.spool: Spool | None = None
+        self.envelope = Envelope()
+        self.macros: dict[str, str] = {}
+        self.in_body = False
+        self.forged = 0
+        self.failed: str | None = None
+
+    def _spool(self) -> Spool:
+        if self.spool is None:
+            self.spool = Spool(self.server.memory_limit, self.server.spool_dir)
+        return self.spool
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server.connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connections.discard(self)
+        if not self.busy:
+            self._reset_message()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.busy:
+            self._process()
+        elif len(self.buf) > 4 * mp.MAX_PACKET and self.transport is not None:
+            self.transport.pause_reading()  # the MTA does not wait for our answer: let TCP hold it back
+
+    def _process(self) -> None:
+        buf = self.buf
+        pos = 0
+        try:
+            while not self.busy and not self.closed:
+                if len(buf) - pos < 5:
+                    break
+                head = mp.split_header(memoryview(buf)[pos:pos + 5])
+                assert head is not None
+                length, cmd = head
+                if len(buf) - pos < 4 + length:
+                    break
+                payload = bytes(buf[pos + 5:pos + 4 + length])
+                pos += 4 + length
+                self._dispatch(cmd, payload)
+        except mp.ProtocolError as exc:
+            log.warning("milter protocol error: %s; closing the connection", exc)
+            self._close()
+        except Exception as exc:  # noqa: BLE001 - a broken connection must not take the server down
+            log.error("milter connection error: %s; closing the connection", type(exc).__name__)
+            self._close()
+        finally:
+            del buf[:pos]
+
+    def _close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _send(self, *packets: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(packets))
+
+    def _answer(self, cmd: bytes) -> None:
+        if cmd not in self.no_reply:
+            self._send(mp.CONTINUE)
+
+    # -- commands
+
+    def _dispatch(self, cmd: bytes, data: bytes) -> None:
+        if cmd == mp.OPTNEG:
+            self.agreed, packet = mp.negotiate(mp.parse_optneg(data))
+            self.no_reply = {c for c, bit in mp.NO_REPLY_BIT.items() if self.agreed.protocol & bit}
+            self._send(packet)
+        elif cmd == mp.MACRO:
+            _, values = mp.parse_macros(data)
+            self.macros.update(values)
+        elif cmd == mp.MAIL:
+            macros = self.macros  # the macros for MAIL arrive just before it
+            self._reset_message()
+            self.macros = macros
+            self.envelope.mail_from = mp.parse_address_args(data)[0]
+            self._answer(cmd)
+        elif cmd == mp.RCPT:
+            addr = mp.parse_address_args(data)[0]
+            if addr:
+                self.envelope.rcpt_to.append(addr)
+            self._answer(cmd)
+        elif cmd == mp.HEADER:
+            self._header(data)
+            self._answer(cmd)
+        elif cmd == mp.BODY:
+            self._body(data)
+            self._answer(cmd)
+        elif cmd == mp.BODYEOB:
+            self.busy = True
+            task = asyncio.get_running_loop().create_task(self._end_of_message(data))
+            self.server.tasks.add(task)
+            task.add_done_callback(self._eom_done)
+        elif cmd == mp.ABORT:
+            self._reset_message()
+        elif cmd == mp.QUIT:
+            self._close()
+        elif cmd == mp.QUIT_NC:
+            self._reset_message()
+            self.agreed, self.no_reply = None, set()
+        elif cmd in (mp.CONNECT, mp.HELO, mp.DATA, mp.EOH, mp.UNKNOWN):
+            self._answer(cmd)
+        else:
+            raise mp.ProtocolError(f"unknown command {cmd!r}")
+
+    def _header(self, data: bytes) -> None:
+        if self.failed:
+            return
+        try:
+            name, value = mp.parse_header(data)
+            if self.agreed is None or not self.agreed.protocol & mp.SMFIP_HDR_LEADSPC:
+                value = b" " + value
+            value = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            lname = name.lower()
+            if lname == _HEADER_LOWER:
+                self.forged += 1
+            elif lname == b"message-id" and not self.envelope.message_id:
+                self.envelope.message_id = value.strip().decode("ascii", "replace")[:200]
+            self._spool().write(name + b":" + value + b"\r\n")
+        except Exception as exc:  # noqa: BLE001 - answered with tempfail at end of message
+            self.failed = f"header: {type(exc).__name__}"
+
+    def _body(self, data: bytes) -> None:
+        if self.failed:
+            return
+        try:
+            spool = self._spool()
+            if not self.in_body:
+                spool.write(b"\r\n")
+                self.in_body = True
+            spool.write(data)
+        except Exception as exc:  # noqa: BLE001 - e.g. disk full: answered with tempfail at end of message
+            self.failed = f"body: {type(exc).__name__}"
+
+    async def _end_of_message(self, data: bytes) -> None:
+        env = self.envelope
+        env.auth_user = self.macros.get("{auth_authen}", "")
+        env.queue_id = self.macros.get("i", "")
+        verdict: Verdict
+        try:
+            if data:
+                self._body(data)
+            if not self.in_body and not self.failed:
+                self._spool().write(b"\r\n")
+                self.in_body = True
+            if self.failed:
+                log.error("milter: %s, tempfail (queue id %s, message id %s)", self.failed, env.queue_id or "-",
+                          env.message_id or "-")
+                verdict = Verdict("tempfail", reply=TEMPFAIL_REPLY)
+            else:
+                verdict = await self.gateway.handle(env, self._spool())
+        except Exception as exc:  # noqa: BLE001
+            log.error("milter: %s, tempfail (queue id %s)", type(exc).__name__, env.queue_id or "-")
+            verdict = Verdict("tempfail", reply=TEMPFAIL_REPLY)
+        self._send(*self.packets(verdict))
+
+    def packets(self, verdict: Verdict) -> list[bytes]:
+        if verdict.kind == "accept":
+            out = []
+            if self.agreed is not None and self.agreed.actions & mp.SMFIF_CHGHDRS:
+                out += [mp.change_header(i, HEADER, "") for i in range(self.forged, 0, -1)]
+            if self.agreed is not None and self.agreed.actions & mp.SMFIF_ADDHDRS and verdict.header:
+                # with SMFIP_HDR_LEADSPC the MTA takes header values as they are, leading space included
+                lead = " " if self.agreed.protocol & mp.SMFIP_HDR_LEADSPC else ""
+                out.append(mp.add_header(HEADER, lead + verdict.header))
+            return out + [mp.CONTINUE]
+        if verdict.kind == "reject":
+            return [mp.reply_code(verdict.reply)]
+        if verdict.kind == "discard":
+            return [mp.DISCARD]
+        return [mp.reply_code(verdict.reply or TEMPFAIL_REPLY)]
+
+    def _eom_done(self, task: asyncio.Task[Any]) -> None:
+        self.server.tasks.discard(task)
+        self.busy = False
+        self._reset_message()
+        if self.closed:
+            return
+        if self.transport is not None:
+            self.transport.resume_reading()
+        if self.buf:
+            self._process()
+
+
+def parse_listen(listen: str) -> tuple[str, str, int]:
+    """`HOST:PORT`, `inet:HOST:PORT`, `unix:PATH` -> ("inet", host, port) / ("unix", path, 0)."""
+    from civicaup.errors import InputError
+    if listen.startswith("unix:"):
+        if not listen[5:]:
+            raise InputError("--listen unix:PATH needs a path")
+        return "unix", listen[5:], 0
+    if listen.startswith("inet:"):
+        listen = listen[5:]
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise InputError(f"--listen {listen!r}: give HOST:PORT or unix:PATH")
+    return "inet", host.strip("[]") or "127.0.0.1", int(port)
+
+
+class MilterServer:
+    def __init__(self, gateway: MailGateway, listen: str = "127.0.0.1:8890", *,
+                 memory_limit: int = DEFAULT_MEMORY_LIMIT, spool_dir: str | os.PathLike[str] | None = None,
+                 socket_mode: int | None = None) -> None:
+        self.gateway = gateway
+        self.listen = listen
+        self.memory_limit = memory_limit
+        self.spool_dir = spool_dir
+        self.socket_mode = socket_mode
+        self.connections: set[MilterConnection] = set()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.server: asyncio.AbstractServer | None = None
+        self.address = ""
+
+    async def start(self) -> str:
+        loop = asyncio.get_running_loop()
+        kind, where, port = parse_listen(self.listen)
+        if kind == "unix":
+            path = Path(where)
+            if path.is_socket():
+                path.unlink()
+            self.server = await loop.create_unix_server(lambda: MilterConnection(self), str(path))
+            self._socket_permissions(path)
+            self.address = f"unix:{path}"
+        else:
+            host = where
+            self.server = await loop.create_server(lambda: MilterConnection(self), host, port,
+                                                   reuse_address=True)
+            port = self.server.sockets[0].getsockname()[1]
+            self.address = f"inet:{host}:{port}"
+        return self.address
+
+    def _socket_permissions(self, path: Path) -> None:
+        if self.socket_mode is not None:
+            os.chmod(path, self.socket_mode)
+            return
+        try:  # Postfix's smtpd runs as the postfix user: let its group in, nobody else
+            os.chown(path, -1, grp.getgrnam("postfix").gr_gid)
+            os.chmod(path, 0o660)
+        except (KeyError, PermissionError):
+            os.chmod(path, 0o666)
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop listening, let messages being decided finish (their answers matter), then close."""
+        if self.server is not None:
+            self.server.close()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace)
+        for conn in list(self.connections):
+            conn._close()
+        if self.server is not None:
+            await self.server.wait_closed()
+        kind, where, _ = parse_listen(self.listen)
+        if kind == "unix":
+            Path(where).unlink(missing_ok=True)
+
+
+async def serve(gateway: MailGateway, listen: str, *, ready: Any = None, **kw: Any) -> None:
+    """Run until SIGTERM/SIGINT; print where it listens."""
+    server = MilterServer(gateway, listen, **kw)
+    address = await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"civicaup milter: listening on {address} (policy {gateway.policy})", flush=True)
+    if ready is not None:
+        ready(address)
+    await stop.wait()
+    await server.stop(grace=gateway.budget + 5)
+    gateway.close()

@@ -1,0 +1,265 @@
+"""Console pages under /console. Each page is a template with a plain context (tests check both); every form
+posts back with a CSRF field derived from the sign-in token, and every page works without JavaScript.
+
+The same governance functions as the API decide what a person sees: the console adds no rules of its own.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from civicaup.errors import CivicaupError
+from civicaup.governance import approvals, asks, cases, held_mail, stats
+from civicaup.governance.errors import AuthError, ForbiddenError
+from civicaup.governance.people import actor_of
+from civicaup.interfaces.api.deps import ADMIN, OVERSIGHT, Context, engine_of, principal_from
+from civicaup.interfaces.console.chart import stacked
+from civicaup.policy.registry import get_pack
+
+COOKIE = "civicaup_token"
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+def csrf_for(token: str) -> str:
+    return hmac.new(token.encode(), b"civicaup-console-form", hashlib.sha256).hexdigest()[:40]
+
+
+def _ctx(request: Request) -> Context:
+    token = request.cookies.get(COOKIE, "")
+    if not token:
+        raise AuthError("sign in with a token")
+    p = principal_from(request, token)
+    return Context(engine_of(request), p, get_pack(p.policy))
+
+
+def _check_csrf(request: Request, csrf: str) -> None:
+    if not hmac.compare_digest(csrf_for(request.cookies.get(COOKIE, "")), csrf or ""):
+        raise ForbiddenError("the form expired or did not come from this console; reload the page")
+
+
+def page(request: Request, ctx: Context | None, name: str, context: dict[str, Any], status: int = 200
+         ) -> HTMLResponse:
+    base: dict[str, Any] = {"msg": request.query_params.get("msg", "")}
+    if ctx is not None:
+        base |= {"me": ctx.me, "roles": sorted(ctx.roles), "city": ctx.pack.pack.city.name, "policy": ctx.pack.id,
+                 "csrf": csrf_for(request.cookies.get(COOKIE, "")),
+                 "is_admin": bool(ctx.roles & ADMIN), "is_hr": "hr" in ctx.roles}
+    return templates.TemplateResponse(request, name, base | context, status_code=status)
+
+
+def back(url: str, msg: str) -> RedirectResponse:
+    return RedirectResponse(f"{url}?msg={quote(msg[:300])}", status_code=303)
+
+
+# ---------------------------------------------------------------- sign in
+
+@router.get("/login")
+def login_form(request: Request) -> HTMLResponse:
+    return page(request, None, "login.html", {"error": ""})
+
+
+@router.post("/login")
+def login(request: Request, token: str = Form(..., max_length=300)) -> Response:
+    try:
+        principal_from(request, token)
+    except AuthError as exc:
+        return page(request, None, "login.html", {"error": str(exc)}, status=401)
+    resp = RedirectResponse("/console/", status_code=303)
+    resp.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/console",
+                    secure=request.url.scheme == "https")
+    return resp
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form("")) -> Response:
+    _check_csrf(request, csrf)
+    resp = RedirectResponse("/console/login", status_code=303)
+    resp.delete_cookie(COOKIE, path="/console")
+    return resp
+
+
+# ---------------------------------------------------------------- self-service
+
+@router.get("/")
+def home(request: Request) -> HTMLResponse:
+    """My requests, my held mail (why, with the clause), and what waits for me."""
+    ctx = _ctx(request)
+    mine = approvals.requests(ctx.engine, ctx.pack.id, requester=ctx.me.email)
+    held = [held_mail.summary(h) for h in held_mail.visible(ctx.engine, ctx.pack, ctx.me, everything=True)
+            if held_mail.relation(h, ctx.me) == "sender"]
+    inbox = len(approvals.awaiting(ctx.engine, ctx.pack, ctx.me)) + len(
+        approvals.held_mail_for(ctx.engine, ctx.pack, ctx.me))
+    return page(request, ctx, "home.html", {"my_requests": [r.to_json() for r in reversed(mine)],
+                                            "my_held": held, "inbox_count": inbox})
+
+
+@router.post("/request")
+def ask(request: Request, kind: str = Form(...), name: str = Form(""), reason: str = Form(""),
+        csrf: str = Form("")) -> Response:
+    _check_csrf(request, csrf)
+    ctx = _ctx(request)
+    if kind not in ("software", "hardware"):
+        return back("/console/", "the console asks for software or hardware; other requests: the API or CLI")
+    build = asks.software if kind == "software" else asks.hardware
+    a = build(ctx.pack, actor_of(ctx.me), datetime.now(timezone.utc), name)
+    out = approvals.submit(ctx.engine, ctx.pack, a, ctx.me, reason=reason)
+    return back("/console/", out.message)
+
+
+# ---------------------------------------------------------------- approvals
+
+@router.get("/approvals")
+def inbox(request: Request) -> HTMLResponse:
+    """The approval inbox: requests and held mail this person may approve now."""
+    ctx = _ctx(request)
+    reqs = approvals.awaiting(ctx.engine, ctx.pack, ctx.me)
+    held = approvals.held_mail_for(ctx.engine, ctx.pack, ctx.me)
+    return page(request, ctx, "inbox.html", {"requests": [r.to_json() for r in reqs],
+                                             "held": [held_mail.summary(h) for h in held]})
+
+
+@router.get("/approvals/{rid}")
+def request_page(request: Request, rid: int) -> HTMLResponse:
+    ctx = _ctx(request)
+    req = approvals.get(ctx.engine, rid, policy=ctx.pack.id)
+    if not approvals.may_see(req, ctx.me):
+        raise ForbiddenError(f"{ctx.me.email} may not see request {rid}")
+    return page(request, ctx, "request.html", {"request": req.to_json(), "can_decide": bool(
+        req.status == "pending" and approvals.may_decide(req, ctx.me)), "history": approvals.history(ctx.engine, rid)})
+
+
+@router.post("/approvals/{rid}/{verdict}")
+def vote(request: Request, rid: int, verdict: str, note: str = Form(""), csrf: str = Form("")) -> Response:
+    _check_csrf(request, csrf)
+    ctx = _ctx(request)
+    if verdict == "approve":
+        out = approvals.approve(ctx.engine, ctx.pack, rid, ctx.me.email, note)
+    elif verdict == "deny":
+        out = approvals.deny(ctx.engine, ctx.pack, rid, ctx.me.email, note)
+    else:
+        raise ForbiddenError("unknown action")
+    return back(f"/console/approvals/{rid}", out.message)
+
+
+# ---------------------------------------------------------------- quarantine
+
+@router.get("/quarantine")
+def quarantine_list(request: Request) -> HTMLResponse:
+    ctx = _ctx(request)
+    rows = [held_mail.summary(h) | {"as": held_mail.relation(h, ctx.me)}
+            for h in held_mail.visible(ctx.engine, ctx.pack, ctx.me, everything=True)]
+    return page(request, ctx, "quarantine.html", {"messages": rows})
+
+
+@router.get("/quarantine/{qid}")
+def message(request: Request, qid: int) -> HTMLResponse:
+    """Why a message was held, with the clause; its text for its approvers (audited)."""
+    ctx = _ctx(request)
+    m = held_mail.view(ctx.engine, ctx.pack, qid, ctx.me)
+    return page(request, ctx, "message.html", {"message": m,
+                                               "can_decide": m["as"] == "approver" and m["status"] in ("held",
+                                                                                                      "approved")})
+
+
+@router.post("/quarantine/{qid}/{verdict}")
+def decide_mail(request: Request, qid: int, verdict: str, csrf: str = Form("")) -> Response:
+    _check_csrf(request, csrf)
+    ctx = _ctx(request)
+    if verdict == "release":
+        out = held_mail.release(ctx.engine, ctx.pack, qid, ctx.me)
+    elif verdict == "reject":
+        out = held_mail.reject(ctx.engine, ctx.pack, qid, ctx.me)
+    else:
+        raise ForbiddenError("unknown action")
+    return back(f"/console/quarantine/{qid}", out.message)
+
+
+# ---------------------------------------------------------------- cases
+
+@router.get("/cases")
+def case_list(request: Request) -> HTMLResponse:
+    ctx = _ctx(request)
+    return page(request, ctx, "cases.html", {
+        "cases": [c.to_json() for c in cases.visible(ctx.engine, ctx.pack, ctx.me)],
+        "my_reports": [c.receipt() for c in cases.reported_by(ctx.engine, ctx.pack, ctx.me.email)],
+        "outcomes": cases.OUTCOMES})
+
+
+@router.post("/cases")
+def case_report(request: Request, summary: str = Form(...), about: str = Form(""), csrf: str = Form("")) -> Response:
+    _check_csrf(request, csrf)
+    ctx = _ctx(request)
+    c = cases.report(ctx.engine, ctx.pack, ctx.me.email, summary, about=about)
+    return back("/console/cases", f"report {c.id} sent to " + (", ".join(r["email"] for r in c.routed_to) or "HR"))
+
+
+@router.get("/cases/{cid}")
+def case_page(request: Request, cid: int) -> HTMLResponse:
+    ctx = _ctx(request)
+    c = cases.show(ctx.engine, ctx.pack, cid, ctx.me.email)
+    return page(request, ctx, "case.html", {"case": c.to_json(), "can_close": c.status == "open" and
+                                            cases.may_close(c, ctx.me), "outcomes": cases.OUTCOMES})
+
+
+@router.post("/cases/{cid}/close")
+def case_close(request: Request, cid: int, decision: str = Form(...), outcome: str = Form(...),
+               csrf: str = Form("")) -> Response:
+    _check_csrf(request, csrf)
+    ctx = _ctx(request)
+    c = cases.close(ctx.engine, ctx.pack, cid, ctx.me.email, decision=decision, outcome=outcome)
+    return back(f"/console/cases/{cid}", f"case {c.id} closed: {c.outcome}")
+
+
+# ---------------------------------------------------------------- the policy
+
+@router.get("/coverage")
+def coverage(request: Request) -> HTMLResponse:
+    """Each clause of the policy with its rules and live counts."""
+    ctx = _ctx(request)
+    return page(request, ctx, "coverage.html", {"clauses": stats.coverage_with_counts(ctx.engine, ctx.pack),
+                                                "version": ctx.pack.pack.version})
+
+
+@router.get("/chart")
+def chart(request: Request, by: str = "category") -> HTMLResponse:
+    """Decisions by category or department over time (inline SVG, with the same numbers as a table)."""
+    ctx = _ctx(request)
+    key = by if by in ("category", "department") else "category"
+    if ctx.roles & (OVERSIGHT | ADMIN):
+        data = stats.by_day(ctx.engine, ctx.pack, key=key)
+        scope = ctx.pack.pack.city.name
+    else:
+        ctx.require({"department-head"}, "see decision charts")
+        data = stats.by_day(ctx.engine, ctx.pack, key=key, department=ctx.me.department)
+        scope = ctx.me.department
+    return page(request, ctx, "chart.html", {"by": key, "data": data, "chart": stacked(data), "scope": scope})
+
+
+# ---------------------------------------------------------------- errors
+
+def error_page(request: Request, exc: CivicaupError, status: int) -> Response:
+    """Console errors as pages; no token (or a bad one) leads to the sign-in page."""
+    if status == 401:
+        resp = RedirectResponse("/console/login", status_code=303)
+        if request.cookies.get(COOKIE):
+            resp.delete_cookie(COOKIE, path="/console")
+        return resp
+    try:
+        ctx: Context | None = _ctx(request)
+    except CivicaupError:
+        ctx = None
+    return page(request, ctx, "error.html", {"status": status, "error": str(exc).splitlines()[0] if str(exc) else
+                                             type(exc).__name__}, status=status)
+
+
+def mount(app: FastAPI) -> None:
+    app.include_router(router)
