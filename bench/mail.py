@@ -45,26 +45,25 @@ RCPT = "dana.reed@kirkwoodmo.org"
 def load_ham(count: int, workdir: Path) -> list[tuple[str, bytes]]:
     """(envelope sender, raw CRLF bytes) of up to `count` ham messages, in a fixed order."""
     out: list[tuple[str, bytes]] = []
-    with tarfile.open(CORPUS, "r:xz") as tar:
-        members = sorted((m for m in tar.getmembers() if m.isfile() and "ham" in m.name), key=lambda m: m.name)
-        for m in members:
-            if len(out) >= count:
-                break
-            f = tar.extractfile(m)
-            if f is None:
-                continue
-            raw = f.read()
-            if raw.startswith(b"From "):
-                raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
-            if not raw.strip():
-                continue
-            head = raw.split(b"\n\n", 1)[0].decode("latin-1")
-            found = re.search(r"^From:(.*(?:\n[ \t].*)*)", head, re.MULTILINE | re.IGNORECASE)
-            sender = email.utils.parseaddr(found.group(1).replace("\n", " "))[1] if found else ""
-            if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", sender or ""):
-                sender = "someone@example.org"
-            raw = raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-            out.append((sender, raw))
+    target = workdir / "corpus"
+    with tarfile.open(CORPUS, "r|xz") as tar:  # one pass in archive order: xz cannot seek back cheaply
+        for m in tar:
+            if m.isfile() and "ham" in m.name.split("/")[-2]:
+                tar.extract(m, target, filter="data")
+    for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        if len(out) >= count:
+            break
+        raw = path.read_bytes()
+        if raw.startswith(b"From "):
+            raw = raw.split(b"\n", 1)[1] if b"\n" in raw else b""
+        if not raw.strip():
+            continue
+        head = raw.split(b"\n\n", 1)[0].decode("latin-1")
+        found = re.search(r"^From:(.*(?:\n[ \t].*)*)", head, re.MULTILINE | re.IGNORECASE)
+        sender = email.utils.parseaddr(found.group(1).replace("\n", " "))[1] if found else ""
+        if not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+", sender or ""):
+            sender = "someone@example.org"
+        out.append((sender, raw.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")))
     (workdir / "count").write_text(str(len(out)))
     return out
 
@@ -127,6 +126,37 @@ def peak_memory_mb(pid: int) -> float:
     return float("nan")
 
 
+def serve_null(listen: str, policy: str) -> int:
+    """The civicaup milter (protocol, spool, answers) around a decision that always allows."""
+    import asyncio
+
+    from civicaup.channels.mail.gateway import MailGateway, Verdict
+    from civicaup.channels.mail.milter import serve
+
+    class NullGateway(MailGateway):
+        async def handle(self, envelope, spool, alive=None):  # type: ignore[no-untyped-def]
+            return Verdict("accept", header="allow")
+
+    asyncio.run(serve(NullGateway(policy), listen))
+    return 0
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=2000)
@@ -136,7 +166,12 @@ def main() -> int:
     ap.add_argument("--listen", choices=("unix", "inet"), default="unix")
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--no-journal", action="store_true")
+    ap.add_argument("--null-engine", action="store_true",
+                    help="the same milter with a decision that always allows: the cost of the protocol alone")
+    ap.add_argument("--serve-null", metavar="LISTEN", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.serve_null:
+        return serve_null(args.serve_null, args.policy)
     why = postfix_missing()
     if why:
         print(f"bench/mail.py: {why}", file=sys.stderr)
@@ -154,7 +189,8 @@ def main() -> int:
     size = sum(len(r) for _, r in corpus)
     print(f"corpus: {len(corpus)} ham messages, {size / 1e6:.1f} MB, {args.clients} concurrent clients, "
           f"policy {args.policy}, milter on {args.listen} socket, workers {args.workers}, "
-          f"journal {'off' if args.no_journal else 'on'}; cores {os.cpu_count()}")
+          f"journal {'off' if args.no_journal else 'on'}{', NULL ENGINE' if args.null_engine else ''}; "
+          f"cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
 
     subprocess.run([CIVICAUP, "directory", "import",
                     str(ROOT / "src/civicaup/policy/packs" / args.policy / "directory.csv"), "--policy", args.policy],
@@ -165,6 +201,8 @@ def main() -> int:
     pf.milters["civicaup"] = listen if listen.startswith("unix:") else "inet:" + listen
     cmd = [CIVICAUP, "milter", "--policy", args.policy, "--listen", listen, "--workers", str(args.workers),
            "--log-level", "warning"] + (["--no-journal"] if args.no_journal else [])
+    if args.null_engine:
+        cmd = [sys.executable, __file__, "--serve-null", listen, "--policy", args.policy]
     milter = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=open(work / "milter.log", "wb"))
     try:
         assert milter.stdout is not None
@@ -197,7 +235,11 @@ def main() -> int:
         print(f"added latency : p50 {pct(mil_t, .5) - pct(base_t, .5):+.1f} ms   "
               f"p99 {pct(mil_t, .99) - pct(base_t, .99):+.1f} ms   "
               f"(mean {1000 * (statistics.fmean(mil_t) - statistics.fmean(base_t)):+.1f} ms)")
-        print(f"milter memory : peak {peak_memory_mb(milter.pid):.0f} MB resident (VmHWM)")
+        procs = descendants(milter.pid)
+        total = sum(peak_memory_mb(p) for p in procs)
+        print(f"milter memory : peak {peak_memory_mb(milter.pid):.0f} MB resident (VmHWM) in the milter, "
+              f"{total:.0f} MB summed over its {len(procs)} process(es)")
+        print(f"load average  : {os.getloadavg()[0]:.1f} at the end (other work on the machine skews both runs)")
         return 0
     finally:
         pf.cleanup()

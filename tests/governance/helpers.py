@@ -98,10 +98,12 @@ def hold_mail(store: Engine, policy: str, raw: bytes, mail_from: str, rcpts: lis
     """Put a message through the real mail gateway; it must be held. Returns the quarantine id."""
     from civicaup.channels.mail.gateway import Envelope, MailGateway
     from civicaup.channels.mail.spool import Spool
+    from concurrent.futures import ThreadPoolExecutor
     gw = MailGateway(policy, store=store)
-    with Spool() as spool:
+    with Spool() as spool, ThreadPoolExecutor(1) as pool:  # its own thread: a browser test may run a loop here
         spool.write(raw)
-        verdict = asyncio.run(gw.handle(Envelope(mail_from=mail_from, rcpt_to=rcpts, queue_id="T1"), spool))
+        envelope = Envelope(mail_from=mail_from, rcpt_to=rcpts, queue_id="T1")
+        verdict = pool.submit(asyncio.run, gw.handle(envelope, spool)).result(60)
     gw.close()
     assert verdict.kind == "discard" and verdict.quarantine_id is not None, verdict
     return verdict.quarantine_id

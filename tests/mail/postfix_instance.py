@@ -47,6 +47,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _base_dir() -> str | None:
+    """TMPDIR when the postfix user can reach into it (every parent searchable by others), else /tmp."""
+    path = Path(tempfile.gettempdir()).resolve()
+    if all(os.stat(p).st_mode & 0o001 for p in (path, *path.parents)):
+        return None
+    return "/tmp"
+
+
 MASTER_SERVICES = """\
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
@@ -79,7 +87,7 @@ class PostfixInstance:
     milters: dict[str, str]  # name -> Postfix milter address (inet:127.0.0.1:8890 or unix:/path); one smtpd each
     message_size_limit: int = 120_000_000
     process_limit: int = 100
-    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="civicaup-postfix-")))
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="civicaup-postfix-", dir=_base_dir())))
     milter_ports: dict[str, int] = field(default_factory=dict)
     plain_port: int = field(default_factory=free_port)
     queue_port: int = field(default_factory=free_port)

@@ -215,3 +215,27 @@ def test_unix_socket(store: Engine, loop_thread: LoopThread, tmp_path: Path) -> 
     mta.close()
     loop_thread.run(server.stop(grace=1))
     assert not path.exists()
+
+
+def test_decisions_in_worker_processes(store: Engine) -> None:
+    import asyncio
+
+    from civicaup.channels.mail.gateway import Envelope
+    from civicaup.channels.mail.spool import Spool
+    gw = MailGateway("kirkwood-mo", store=store, workers=1, budget=60)
+    try:
+        def one(body: bytes) -> str:
+            with Spool() as spool:
+                spool.write(_raw(HEADERS, body))
+                return asyncio.run(gw.handle(Envelope("pat.jones@kirkwoodmo.org", ["dana.reed@kirkwoodmo.org"]),
+                                             spool)).kind
+        assert one(BODY) == "accept"
+        gw._recycle_pool()  # what an overrun does: the stuck worker is killed, a fresh pool takes over
+        assert one(b"I will kill you.\r\n") == "reject"
+        for proc in list(gw.pool._processes.values()):  # type: ignore[union-attr]
+            proc.kill()  # a decision process dies (say, the OOM killer)
+            proc.join()
+        assert one(BODY) == "tempfail"
+        assert one(BODY) == "accept"  # a fresh pool took over
+    finally:
+        gw.close()

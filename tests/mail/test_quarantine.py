@@ -128,9 +128,9 @@ def test_tampered_bytes_are_refused(store: Engine) -> None:
 
 def test_held_messages_survive_a_restart(store: Engine) -> None:
     qid = hold(store, "kirkwood-mo", KIRKWOOD_BROADCAST, "pat.jones@kirkwoodmo.org", ["all-users@kirkwoodmo.org"])
-    from civicaup.stores.db import open_store
-    open_store.cache_clear()  # a new process would open the store afresh
-    again = open_store(str(store.url))
+    from sqlalchemy import create_engine
+    store.dispose()
+    again = create_engine(store.url)  # a new process opens the store afresh
     assert [h.id for h in quarantine.list_held(again, "kirkwood-mo")] == [qid]
     assert quarantine.raw_bytes(quarantine.get(again, qid)) == KIRKWOOD_BROADCAST
 
@@ -138,3 +138,33 @@ def test_held_messages_survive_a_restart(store: Engine) -> None:
 def test_unknown_id(store: Engine) -> None:
     with pytest.raises(quarantine.NotFound):
         quarantine.release(store, 999, "dana.reed@kirkwoodmo.org")
+
+
+def test_flagged_mail_is_delivered_and_queued_for_review(store: Engine, tmp_path: pytest.TempPathFactory) -> None:
+    from civicaup.channels.mail.journal import MaildirJournal
+    journal = MaildirJournal(tmp_path / "journal")  # type: ignore[operator]
+    gw = MailGateway("ste-genevieve-mo", store=store, journal=journal)
+    rcpts = [f"person{i}@stegenevieve.org" for i in range(60)]
+    raw = b"From: clerk@stegenevieve.org\r\nTo: undisclosed-recipients:;\r\nSubject: Newsletter\r\n\r\nNews.\r\n"
+    with Spool() as spool:
+        spool.write(raw)
+        verdict = asyncio.run(gw.handle(Envelope(mail_from="clerk@stegenevieve.org", rcpt_to=rcpts), spool))
+    gw.close()
+    assert verdict.kind == "accept" and verdict.header.startswith("flag; mail-spamming (clause ")
+    [row] = quarantine.list_held(store, "ste-genevieve-mo")
+    assert row.status == "flagged" and row.rule == "mail-spamming" and len(row.recipients) == 60
+    assert quarantine.raw_bytes(row) == raw
+    [(record, _)] = list(journal)
+    assert record["decision"]["action"] == "flag"
+    with pytest.raises(Exception, match="flagged for review"):
+        quarantine.release(store, row.id, "clerk@stegenevieve.org")
+
+
+def test_nothing_is_held_when_the_mta_gave_up(store: Engine) -> None:
+    gw = MailGateway("kirkwood-mo", store=store)
+    with Spool() as spool:
+        spool.write(KIRKWOOD_BROADCAST)
+        verdict = asyncio.run(gw.handle(Envelope("pat.jones@kirkwoodmo.org", ["all-users@kirkwoodmo.org"]), spool,
+                                        alive=lambda: False))
+    gw.close()
+    assert verdict.kind == "tempfail" and quarantine.list_held(store) == []

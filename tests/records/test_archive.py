@@ -76,16 +76,25 @@ def test_originals_are_stored_once_by_hash_and_verified_on_read(store: Engine,
     archive.import_paths(store, [root], policy=POLICY, jobs=1)
     sha = hashlib.sha256(m["budget"]).hexdigest()
     path = blobs.path_for(sha)
-    assert path.parent.name == sha[:2] and gzip.decompress(path.read_bytes()) == m["budget"]
+    assert path.parent.name == sha[:2] and path.read_bytes() == m["budget"]  # small: stored as is
     assert not os.stat(path).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)  # read-only
     rec = archive.find_record(store, POLICY, sha[:12])
     assert archive.original(rec) == m["budget"]
     os.chmod(path, 0o644)
-    path.write_bytes(gzip.compress(m["budget"].replace(b"broken", b"fixed!").replace(b"budget", b"BUDGET")))
+    path.write_bytes(m["budget"].replace(b"budget", b"BUDGET"))
     with pytest.raises(blobs.BlobError, match="hash check"):
         archive.original(rec)
     n, bad = archive.verify(store, POLICY)
     assert n == 5 and [b[0] for b in bad] == [sha[:12]]
+
+
+def test_large_originals_are_compressed_and_read_back_exactly(store: Engine) -> None:
+    raw = mail(sender="lee.chan@kirkwoodmo.org", to="pat.jones@kirkwoodmo.org", subject="Logs",
+               body="line of log text\n" * 2000, date=utc(2025, 1, 1))
+    added = archive.add_message(store, raw, policy=POLICY, decision=None, source="t")
+    stored = blobs.path_for(added.sha256).read_bytes()
+    assert stored[:2] == b"\x1f\x8b" and len(stored) < len(raw) / 10 and gzip.decompress(stored) == raw
+    assert blobs.get(added.sha256) == raw
 
 
 def _subjects(store: Engine, **kw: object) -> list[str]:
@@ -159,3 +168,20 @@ def test_series_by_rule_and_by_the_clerk(store: Engine) -> None:
     assert classify(store, POLICY, recs["plain"].ref, "transitory", actor="jo.smith@kirkwoodmo.org") == (
         "general-correspondence", "transitory")
     assert archive.find_record(store, POLICY, recs["plain"].ref).series_by == "clerk:jo.smith@kirkwoodmo.org"
+
+
+def test_the_mail_paths_journal_maildir_imports_with_its_decisions(store: Engine, tmp_path: Path) -> None:
+    import base64
+    import json
+
+    raw = mail(sender="pat.jones@kirkwoodmo.org", to="lee.chan@kirkwoodmo.org", subject="Flagged",
+               body="Please review.", date=utc(2025, 8, 1, 15)).replace(b"\n", b"\r\n")
+    record = {"policy": POLICY, "queue_id": "4F2A1", "decision": {"action": "flag", "findings": []}}
+    data = base64.b64encode(json.dumps(record).encode())
+    header = b"X-Civicaup-Journal: " + b"\r\n ".join(data[i:i + 76] for i in range(0, len(data), 76)) + b"\r\n"
+    _write(tmp_path / "journal" / "new" / "1.P1Q1_abc.host", header + raw)
+    (tmp_path / "journal" / "cur").mkdir()
+    (tmp_path / "journal" / "tmp").mkdir()
+    assert archive.import_paths(store, [tmp_path / "journal"], policy=POLICY, jobs=1).imported == 1
+    rec = archive.find_record(store, POLICY, hashlib.sha256(raw).hexdigest()[:12])  # the original, header-less
+    assert rec.decision_action == "flag" and rec.source == "journal 4F2A1" and archive.original(rec) == raw

@@ -22,6 +22,7 @@ from pathlib import Path
 SQUID = shutil.which("squid") or ("/usr/sbin/squid" if os.path.exists("/usr/sbin/squid") else None)
 FAKE_AUTH = "/usr/lib/squid/basic_fake_auth"
 ORIGIN_MARK = "civicaup-test-origin"
+PUBLIC_TMP = "/tmp" if os.path.isdir("/tmp") else None  # the Squid user must reach the folders: not a private TMPDIR
 
 
 def free_port() -> int:
@@ -68,22 +69,31 @@ def runs_as(user: str, argv: list[str]) -> bool:
 
 
 def helper_launcher(civicaup: str, folder: Path, user: str) -> str | None:
-    """A civicaup command the Squid user can run: the venv's own script if its interpreter is reachable,
-    else (test plumbing, e.g. a pyenv interpreter under a 0700 home) a small launcher using the system
-    Python of the same version with the venv's site-packages. None if neither works."""
+    """A civicaup command the Squid user can run: the venv's own script if the user reaches its interpreter
+    and files, else (test plumbing: e.g. a pyenv interpreter under a 0700 home) a small launcher using the
+    system Python of the same version with the venv's site-packages, and if need be a copy of the package
+    source in *folder*. None if nothing works."""
     if runs_as(user, [civicaup, "--help"]):
         return civicaup
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     purelib = sysconfig.get_paths()["purelib"]
-    for interp in (f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
+    import civicaup as package
+
+    source = Path(package.__file__).resolve().parent
+    copy = folder / "src"
+    for interp in (sys.executable, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
         if not os.path.exists(interp):
             continue
-        launcher = folder / "civicaup-launcher"
-        launcher.write_text(f"#!{interp}\nimport site, sys\nsite.addsitedir({purelib!r})\n"
-                            "from civicaup.interfaces.cli.app import main\nsys.argv[0] = 'civicaup'\nmain()\n")
-        os.chmod(launcher, 0o755)
-        if runs_as(user, [str(launcher), "--help"]):
-            return str(launcher)
+        for with_copy in (False, True):
+            if with_copy and not copy.exists():
+                shutil.copytree(source, copy / "civicaup", ignore=shutil.ignore_patterns("__pycache__"))
+            launcher = folder / "civicaup-launcher"
+            launcher.write_text(f"#!{os.path.realpath(interp)}\nimport site, sys\nsite.addsitedir({purelib!r})\n"
+                                + (f"sys.path.insert(0, {str(copy)!r})\n" if with_copy else "")
+                                + "from civicaup.interfaces.cli.app import main\nsys.argv[0] = 'civicaup'\nmain()\n")
+            os.chmod(launcher, 0o755)
+            if runs_as(user, [str(launcher), "--help"]):
+                return str(launcher)
     return None
 
 
@@ -101,7 +111,7 @@ def squid_user() -> str:
 class SquidInstance:
     def __init__(self, civicaup: str, policy: str, home: Path, env: dict[str, str]) -> None:
         assert SQUID is not None
-        self.root = Path(tempfile.mkdtemp(prefix="civicaup-squid-"))
+        self.root = Path(tempfile.mkdtemp(prefix="civicaup-squid-", dir=PUBLIC_TMP))
         os.chmod(self.root, 0o755)
         self.civicaup, self.policy, self.env = civicaup, policy, dict(env)
         self.home = home

@@ -301,7 +301,7 @@ def test_signature_agrees_with_the_index_lookup(index: Path) -> None:
         except BadURLError:
             continue
         want = [m.category for m in idx.lookup(u)]
-        got = [c for c, _ in st.signature(u.host, u.is_ip, u.host_path())[1]]
+        got = [c for c, _ in st.signature(u.host, u.is_ip, u.path, u.query)[1]]
         mapped = [{"agressif": "hate"}.get(c, c) for c in want]
         assert got == mapped, url
 
@@ -323,7 +323,7 @@ def test_engine_failure_closed_refuses_only_prohibited_categories(index: Path, m
     assert f1["result"] == "ERR" and "listed as adult" in f1["message"] and f1["log"] == "fail-closed:adult"
     assert got["2"].startswith("OK log=civicaup-error") and got["3"].startswith("OK log=civicaup-error")
     assert h.stats.failed == 3
-    assert [i[5].detail["decision"] for i in sink.items] == ["error"] * 3
+    assert [i[4].detail["decision"] for i in sink.items] == ["error"] * 3
     monkeypatch.undo()
     assert answers(h, "1 http://shop.example/ - 10.0.0.1 GET -")["1"] == "OK log=log%3Ashopping"  # not cached
 
@@ -404,3 +404,18 @@ def test_watchdog_answers_a_block_that_runs_past_its_budget(index: Path) -> None
     assert out[1] == "2 ERR message=civicaup%20unavailable log=civicaup-timeout"
     assert out[2] == "3 ERR message=civicaup%20unavailable log=civicaup-timeout"
     assert block.abandoned and h.stats.watchdog == 1
+
+
+def test_an_unexpected_error_outside_a_line_still_answers_every_line(index: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    h = helper(index)
+    monkeypatch.setattr(sh, "is_work_time", lambda *a: 1 / 0)
+    out = h.process(b"1 http://plain.example/ - 10.0.0.1 GET -\n2 http://casino.example/ - 10.0.0.1 GET -\n")
+    assert out.decode().splitlines() == ["1 ERR message=civicaup%20unavailable log=civicaup-error",
+                                         "2 ERR message=civicaup%20unavailable log=civicaup-error"]
+
+
+def test_a_bad_fake_clock_falls_back_to_the_real_one() -> None:
+    from zoneinfo import ZoneInfo
+
+    assert Clock("not a time").now(ZoneInfo("America/Chicago")).tzinfo is not None

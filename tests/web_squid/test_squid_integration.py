@@ -23,7 +23,7 @@ import pytest
 from civicaup.channels.web.categories import CategoryIndex
 
 from .conftest import CIVICAUP, KIRKWOOD_PEOPLE, make_lists
-from .squid_instance import FAKE_AUTH, ORIGIN_MARK, SQUID, SquidInstance
+from .squid_instance import FAKE_AUTH, ORIGIN_MARK, PUBLIC_TMP, SQUID, SquidInstance
 
 pytestmark = [
     pytest.mark.skipif(SQUID is None, reason="squid is not installed (Debian package 'squid'; CI installs it)"),
@@ -37,7 +37,7 @@ CLAUSE_H = "Accessing sites that are pornographic or sites that promulgate viole
 
 @pytest.fixture(scope="module")
 def squid():  # type: ignore[no-untyped-def]
-    home = Path(tempfile.mkdtemp(prefix="civicaup-home-"))
+    home = Path(tempfile.mkdtemp(prefix="civicaup-home-", dir=PUBLIC_TMP))
     os.chmod(home, 0o755)
     lists = Path(tempfile.mkdtemp(prefix="civicaup-lists-"))
     CategoryIndex.build([make_lists(lists)], out=home / "categories.idx")

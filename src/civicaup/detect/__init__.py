@@ -2,18 +2,20 @@
 
 The decision engine maps hit categories to the clauses of a city's acceptable-use
 policy; this package only detects. Entry points: :func:`scan_text`,
-:func:`normalise`, :data:`DETECTORS`, :func:`has_disclaimer`.
+:func:`normalise`, :data:`DETECTORS`, :func:`has_disclaimer`;
+:func:`scan_all` and :func:`select` split :func:`scan_text` in two (all hits, then the ones that count).
 """
 
 from __future__ import annotations
 
 from .hit import CATEGORIES, Detector, Hit
 from .normalise import Normalised, normalise, normalise_text
-from .registry import DETECTORS, scan_text, warm_up
+from .registry import DEFAULT_DETECTION, DETECTORS, Setting, scan_all, scan_text, select, warm_up
 from .statements import has_disclaimer
 
 __all__ = [
     "CATEGORIES",
+    "DEFAULT_DETECTION",
     "DETECTORS",
     "Detector",
     "Hit",
@@ -21,6 +23,9 @@ __all__ = [
     "has_disclaimer",
     "normalise",
     "normalise_text",
+    "scan_all",
     "scan_text",
+    "select",
+    "Setting",
     "warm_up",
 ]

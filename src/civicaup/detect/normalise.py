@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
 from . import data, tokens
 from .confusables import DROP, LOWER, UPPER
 
@@ -210,13 +212,25 @@ def _spaced_edits(s: str, found: dict[int, Edit]) -> None:
 
 
 def _stretched_edits(s: str, found: dict[int, Edit]) -> None:
-    """Purely alphabetic tokens with stretched letters (``fuuuuck``)."""
-    for last, n in tokens.stretch_automaton().iter(s):
-        start = last + 1 - n
-        if (start > 0 and s[start - 1].isalpha()) or start in found:
+    """Purely alphabetic tokens with stretched letters (``fuuuuck``): runs of three equal
+    letters are found with numpy, then each token around one is squeezed."""
+    if len(s) < 3:
+        return
+    b = np.frombuffer(s.encode("ascii", "replace"), dtype=np.uint8)  # one byte per character
+    mid = b[1:-1]
+    runs = np.flatnonzero((b[:-2] == mid) & (mid == b[2:]) & (mid >= 97) & (mid <= 122))
+    reach = -1
+    for i in runs.tolist():
+        if i < reach:
             continue
-        m = _LETTERS.match(s, last + 1)
-        end = m.end() if m is not None else last + 1
+        start = i
+        while start > 0 and "a" <= s[start - 1] <= "z":
+            start -= 1
+        m = _LETTERS.match(s, i)
+        end = m.end() if m is not None else i + 3
+        reach = end
+        if start in found:
+            continue
         squeezed = tokens.squeeze(s[start:end]) if end - start <= tokens.MAX_TOKEN else None
         if squeezed is not None:
             found[start] = (start, end, squeezed[0], squeezed[1])

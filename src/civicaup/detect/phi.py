@@ -4,6 +4,8 @@ Two signals must be close together: a medical term (diagnosis, condition,
 prescription, treatment, test) and a person signal (patient, he/she, "my wife",
 an employee, a date of birth) or a medical record identifier. A medical record
 keyword ("MRN", "medical record number") followed by a number is enough alone.
+A person's full name ("Robert Hanley", "Mrs. Ortiz") written in the original text
+right next to the medical term counts as a person signal too, with a lower confidence.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from .normalise import Normalised
 
 _WINDOW = 80
 _NUMBER_AFTER = re.compile(r"[\s:#.=]*(?:is |was |of )?[a-z]{0,3}\d{4,}")
+_NAME_WINDOW = 50
+_FULL_NAME = re.compile(r"\b(?:(?:Mr|Mrs|Ms|Miss|Dr)\.? [A-Z][a-z'\-]+|[A-Z][a-z'\-]+(?: [A-Z]\.)? [A-Z][a-z'\-]{2,})\b")
+_NOT_NAMES = frozenset(
+    "The This That These Those Our Your Their City County State Health Medical Hospital Clinic Center Centre Department "
+    "Public Fire Police Insurance Dental Vision Care General Memorial Regional University Community Mental Family "
+    "Employee Assistance Program Human Resources Cancer Heart Lung Kidney American National Society Association Foundation "
+    "Research Institute Awareness Month Week Day Walk Run Relay Drive Blood Flu Shot Shots Clinic North South East West "
+    "New Des Moines Saint St January February March April May June July August September October November December "
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday Dear Hi Hello Thanks Please".split()
+)
 
 
 class PhiDetector:
@@ -46,11 +58,35 @@ class PhiDetector:
         for med in medical:
             people = records + self.people.find_window(norm, med.start - _WINDOW - 20, med.end + _WINDOW + 20)
             partner = _nearest(med, people)
+            if partner is None:
+                named = _name_near(norm, med)
+                if named is not None:
+                    tags = {t for t in med.tags if t.startswith("phi:")} | {"phi:named-person"}
+                    spans.append((min(med.start, named[0]), max(med.end, named[1]), 0.6, tags))
+                continue
             if partner is not None:
                 conf = 0.85 if "role:record" in partner.tags else med.confidence
                 tags = {t for t in med.tags if t.startswith("phi:")}
                 spans.append((min(med.start, partner.start), max(med.end, partner.end), conf, tags))
         return hits_from_spans(norm, self.name, "phi", spans)
+
+
+def _name_near(norm: Normalised, med: Match) -> tuple[int, int] | None:
+    """A capitalised full name within ``_NAME_WINDOW`` characters of the term, as a normalised span."""
+    ostart, oend = norm.span(med.start, med.end)
+    text = norm.original
+    lo = max(0, ostart - _NAME_WINDOW)
+    for m in _FULL_NAME.finditer(text, lo, min(len(text), oend + _NAME_WINDOW)):
+        if m.start() < oend and ostart < m.end():
+            continue
+        words = m.group().replace(".", "").split()
+        if any(w in _NOT_NAMES for w in words):
+            continue
+        between = text[m.end() : ostart] if m.end() <= ostart else text[oend : m.start()]
+        if any(c in between for c in ".!?\n"):
+            continue
+        return norm.from_original(m.start()), norm.from_original(m.end())
+    return None
 
 
 def _nearest(med: Match, people: list[Match]) -> Match | None:

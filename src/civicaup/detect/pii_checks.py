@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def luhn_ok(digits: str) -> bool:
     """The Luhn (mod 10) check used by payment cards."""
@@ -29,9 +31,19 @@ def aba_ok(digits: str) -> bool:
     return (3 * (d[0] + d[3] + d[6]) + 7 * (d[1] + d[4] + d[7]) + (d[2] + d[5] + d[8])) % 10 == 0
 
 
+#: The number the SSA voided after it was printed on a wallet insert (Woolworth, 1938) and then used by
+#: thousands of people: it is an example, not anyone's. (219-09-9999 from a 1940 pamphlet is also void,
+#: but civicaup's scenarios use it as a realistic-looking SSN, so it is treated as one.)
+VOIDED_SSNS = frozenset({"078051120"})
+
+
 def ssn_ok(area: str, group: str, serial: str) -> bool:
-    """Social Security Number ranges: no area 000, 666 or 9xx, group 00, serial 0000."""
-    return not (area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000")
+    """The SSA's rules for Social Security Numbers: no area 000, 666 or 900-999 (never assigned,
+    also after the 2011 randomisation), no group 00, no serial 0000, and not a voided number."""
+    return not (
+        area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000"
+        or area + group + serial in VOIDED_SSNS
+    )
 
 
 # (prefix range low, high, prefix length, allowed lengths, brand)
@@ -101,3 +113,19 @@ def shape_starts(mask: bytes, shapes: tuple[bytes, ...]) -> list[int]:
                 starts.add(i)
             i = mask.find(shape, i + 1)
     return sorted(starts)
+
+
+# Driver's licence number formats (after the AAMVA / state DMV descriptions), on the number with its
+# separators removed and letters upper-cased.
+DL_FORMATS: dict[str, re.Pattern[str]] = {
+    "MO": re.compile(r"[A-Z]\d{5,9}|[A-Z]\d{6}R|\d{8}[A-Z]{2}|\d{9}[A-Z]?"),
+    "KY": re.compile(r"[A-Z]\d{8,9}|\d{9}"),
+    "IA": re.compile(r"\d{9}|\d{3}[A-Z]{2}\d{4}"),
+    "MN": re.compile(r"[A-Z]\d{12}"),
+}
+
+
+def dl_states(value: str) -> list[str]:
+    """The states (of MO, KY, IA, MN) whose licence format ``value`` fits."""
+    v = value.replace("-", "").replace(" ", "").upper()
+    return [state for state, rx in DL_FORMATS.items() if rx.fullmatch(v)]

@@ -63,7 +63,8 @@ _NOT_NAMES = frozenset(
     }
     | {d + "day" for d in ("Mon", "Tues", "Wednes", "Thurs", "Fri", "Satur", "Sun")}
 )
-_TRIGGERS = ["vote", "elect", "reelect", "re elect", "order", "asking", "call\trole:call", "text\trole:call"]
+_TRIGGERS = ["vote", "elect", "reelect", "re elect", "order", "asking", "call\trole:call",
+             "text {us,me,now,today}\trole:call"]
 _PHONE = r"(?:\+?1 )?\(?\d{3}\)? ?\d{3} \d{4}\b"
 #: "call Hawkeye Roofing today", "call 515-555-0142", "text us at (515) 555 0142"
 _CALL = re.compile(

@@ -7,7 +7,6 @@ workflow settings (Kirkwood j.: the GroupWise introductory course for everyone w
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 

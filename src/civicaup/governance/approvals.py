@@ -141,12 +141,16 @@ def submit(engine: Engine, pack: CompiledPack, ask: asks.Ask, requester: Person,
         return Submitted(d, None, msg)
     specs = [{"rule": f.rule, "clause": f.clause, "roles": list(f.approvers), "needed": f.approvers_needed,
               "quote": f.quote} for f in held]
+    detail = dict(ask.detail)
+    if detail.get("access") == "copy-software":  # Kentucky (E): approvers check that the licence allows it
+        from civicaup.governance.inventory import home_use
+        detail["licence_home_use"] = home_use(engine, pack.id, ask.subject)
     t = now()
     wf = workflows(pack)
     with engine.begin() as conn:
         res = conn.execute(insert(approval_requests).values(
             policy=pack.id, kind=ask.kind, subject=ask.subject[:500], requester=requester.email,
-            department=requester.department, reason=reason[:4000], detail=ask.detail, decision=d.to_json(),
+            department=requester.department, reason=reason[:4000], detail=detail, decision=d.to_json(),
             approvers=specs, status=OPEN, created_at=t, updated_at=t,
             expires_at=t + timedelta(days=wf.expire_after_days), valid_until=valid_until))
         rid = int(res.inserted_primary_key[0])

@@ -153,6 +153,14 @@ class Clause(Strict):
     sentences: list[Sentence] = Field(min_length=1)
 
 
+class DetectionSetting(Strict):
+    """How one content category is detected: which detectors count and how sure they must be."""
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0,
+                                  description="Ignore this category's detector hits below this confidence.")
+    detectors: list[str] | None = Field(None, description="Only hits of these detectors (names as in "
+                                                          "civicaup.detect.DETECTORS); none listed: every detector.")
+
+
 class Pack(Strict):
     id: str = Field(pattern=_ID)
     title: str
@@ -169,6 +177,8 @@ class Pack(Strict):
                               "category a block rule names (everything when nothing works); open lets requests "
                               "through. Either way the failure is logged.")
     exemptions: list[Exemption] = Field(default_factory=list)
+    detection: dict[str, DetectionSetting] = Field(
+        default_factory=dict, description="Content category -> detectors and threshold, over civicaup's defaults.")
     rules: list[Rule] = Field(min_length=1)
     clauses: list[Clause] = Field(min_length=1)
 
@@ -179,6 +189,21 @@ class Pack(Strict):
             bad = [r for r in roles if r not in ROLES]
             if bad:
                 raise ValueError(f"title {title!r} maps to unknown role(s) {', '.join(bad)}")
+        return v
+
+    @field_validator("detection")
+    @classmethod
+    def _detectors_known(cls, v: dict[str, DetectionSetting]) -> dict[str, DetectionSetting]:
+        if not any(s.detectors for s in v.values()):
+            return v
+        from civicaup.detect.registry import DETECTORS  # only packs that name detectors pay for the import
+        for category, setting in v.items():
+            for name in setting.detectors or ():
+                det = DETECTORS.get(name)
+                if det is None:
+                    raise ValueError(f"detection.{category}: unknown detector {name!r}")
+                if category not in det.categories:
+                    raise ValueError(f"detection.{category}: detector {name!r} does not emit {category!r}")
         return v
 
     @model_validator(mode="after")

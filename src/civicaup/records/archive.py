@@ -7,6 +7,7 @@ store first, then the row; a row never exists without its original.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import multiprocessing
@@ -87,6 +88,7 @@ class Prepared(NamedTuple):
     addresses: tuple[tuple[str, str, str], ...]  # (kind, address, reversed domain)
     attachment_names: tuple[str, ...]  # lowercased
     body: str
+    decision: dict[str, Any] | None = None  # from the mail path's journal header, when imported from it
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,26 @@ def prepare(ex: Extracted, source: str, assigner: Assigner, keep_text: bool) -> 
 _WORKER: dict[str, Any] = {}  # set before the worker pool forks: the assigner and whether to keep text
 
 
+JOURNAL_HEADER = b"X-Civicaup-Journal:"
+
+
+def strip_journal(raw: bytes) -> tuple[bytes, dict[str, Any] | None]:
+    """A message from the mail path's journal Maildir starts with one X-Civicaup-Journal header (base64 JSON
+    with the envelope and the Decision): archive the original bytes, keep the decision."""
+    if not raw.startswith(JOURNAL_HEADER):
+        return raw, None
+    lines = raw.split(b"\n")
+    n = 1
+    while n < len(lines) and lines[n][:1] in (b" ", b"\t"):
+        n += 1
+    value = b"".join(line.strip() for line in [lines[0][len(JOURNAL_HEADER):], *lines[1:n]])
+    try:
+        record = json.loads(base64.b64decode(value).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return raw, None
+    return b"\n".join(lines[n:]), record if isinstance(record, dict) else None
+
+
 def _prepare(item: Ref) -> tuple[Ref, str, Prepared | str]:
     """In a worker: read, hash, store the original, parse, classify. Returns the prepared message, an error
     sentence, or None when the original was already stored (most likely a duplicate: the database decides,
@@ -160,11 +182,16 @@ def _prepare(item: Ref) -> tuple[Ref, str, Prepared | str]:
     if isinstance(raw, str):
         return item, "error", raw
     try:
+        raw, journal = strip_journal(raw)
         sha = hashlib.sha256(raw).hexdigest()
-        if blobs.exists(sha):
+        if blobs.exists(sha) and journal is None:
             return item, "stored", sha
         blobs.put(raw, sha)
-        return item, "ok", _parse(raw, sha, item.source)
+        p = _parse(raw, sha, item.source)
+        if journal is not None:
+            p = p._replace(decision=journal.get("decision"), source=f"journal {journal.get('queue_id') or ''}"
+                           .strip()[:1000])
+        return item, "ok", p
     except Exception as exc:  # noqa: BLE001 - one bad message is counted, never fatal
         return item, "error", f"{type(exc).__name__}: {str(exc)[:200]}"
 
@@ -238,7 +265,7 @@ def insert_batch(conn: Connection, policy: str, batch: list[Prepared], now: date
     msgs, addrs, atts, fts = [], [], [], []
     imported = _ts(now, sqlite)
     for p, key in zip(fresh, keys):
-        decision = decisions.get(p.sha256)
+        decision = decisions.get(p.sha256, p.decision)
         msgs.append((key, policy, p.sha256, p.message_id, _ts(p.date or now, sqlite),
                      p.date_source if p.date else "imported", p.from_addr, p.from_name, p.to, p.cc, p.subject,
                      p.attachments, p.size, p.source, (decision or {}).get("action"),
@@ -422,7 +449,7 @@ def find_record(engine: Engine, policy: str, ref: str) -> Record:
     if ref.isdigit() and len(ref) >= 15:
         q = q.where(M.c.id == int(ref))
     elif len(ref) >= 6 and all(c in "0123456789abcdef" for c in ref):
-        q = q.where(M.c.sha256.like(ref + "%"))
+        q = q.where(M.c.sha256 >= ref, M.c.sha256 < ref + "g")  # a prefix, as an index range
     else:
         raise InputError(f"{ref!r} is not a record reference (12 hex digits from `archive search`, or an id)")
     with engine.connect() as conn:

@@ -1,6 +1,8 @@
 """The original bytes of each archived message, stored once under $CIVICAUP_HOME/archive/<aa>/<sha256>.
 
-Files are gzip (so `zcat` reads them) of the exact bytes whose SHA-256 names them; they are written to a
+A file holds the exact bytes whose SHA-256 names it, gzip-compressed when the message is larger than
+COMPRESS_ABOVE (below that a file takes one 4 KiB block either way, and compressing only costs time);
+a message never starts with gzip's magic bytes, so a reader tells the two apart. Files are written to a
 temporary name and renamed, made read-only, and never rewritten. Every read checks the hash.
 """
 from __future__ import annotations
@@ -12,6 +14,9 @@ from pathlib import Path
 
 from civicaup.config import home
 from civicaup.errors import CivicaupError
+
+COMPRESS_ABOVE = 8192
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 class BlobError(CivicaupError):
@@ -35,7 +40,7 @@ def put(raw: bytes, sha256: str | None = None, *, durable: bool = False, base: P
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{sha}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
-        fh.write(zlib.compress(raw, 1, wbits=31))
+        fh.write(zlib.compress(raw, 1, wbits=31) if len(raw) > COMPRESS_ABOVE else raw)
         if durable:
             fh.flush()
             os.fsync(fh.fileno())
@@ -48,7 +53,9 @@ def get(sha256: str, base: Path | None = None) -> bytes:
     """The original bytes, after checking that they still hash to `sha256`."""
     path = path_for(sha256, base)
     try:
-        data = zlib.decompress(path.read_bytes(), wbits=47)
+        data = path.read_bytes()
+        if data[:2] == GZIP_MAGIC:
+            data = zlib.decompress(data, wbits=31)
     except FileNotFoundError:
         raise BlobError(f"the original of record {sha256[:12]} is missing from {path.parent}") from None
     except (OSError, zlib.error) as exc:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from civicaup.policy.registry import get_pack
 from civicaup.records.archive import date_key, delete_records
@@ -84,15 +84,17 @@ def plan(engine: Engine, policy: str, *, now: datetime | None = None) -> Plan:
     with engine.connect() as conn:
         keep = held_ids(conn, policy, pack.tz)
         known_series = [s.id for s in schedule.series]
-        result.unknown_series = len(conn.execute(select(M.c.id).where(
-            M.c.policy == policy, M.c.series.not_in(known_series))).all())
+        result.unknown_series = int(conn.execute(select(func.count()).select_from(M).where(
+            M.c.policy == policy, M.c.series.not_in(known_series))).scalar_one())
         for s in schedule.series:
             cutoff = s.retention.cutoff(now)
             if cutoff is None:
                 continue
             rows = conn.execute(select(M.c.id, M.c.sha256, M.c.date, M.c.message_id, M.c.from_addr, M.c.subject,
                                        M.c.series)
-                                .where(M.c.policy == policy, M.c.series == s.id, M.c.id < date_key(cutoff))
+                                # coalesce keeps SQLite walking ids, not the (policy, sha256) index
+                                .where(func.coalesce(M.c.policy, "") == policy, M.c.series == s.id,
+                                       M.c.id < date_key(cutoff))
                                 .order_by(M.c.id))
             for r in rows:
                 if r.id in keep:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -205,7 +205,3 @@ class Assigner:
             if checks and all(checks):
                 return rule.series, f"rule:{rule.id}"
         return self.schedule.default_series, "default"
-
-
-def today() -> date:
-    return datetime.now(timezone.utc).date()

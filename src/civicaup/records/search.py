@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, time as dtime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ _TOKEN = re.compile(r"[^\W_]+")
 DRIVE_BY_ADDRESS_BELOW = 20_000  # an address filter with fewer messages than this drives the search
 _ATT_LIKE = "t.name LIKE :att ESCAPE '\\'"
 _TSQUERY = "f.tsv @@ to_tsquery('english', :q)"
+_POLICY_NO_INDEX = "+m.policy = :policy"  # SQLite: '+' keeps the planner off the (policy, sha256) index
 
 
 # ---------------------------------------------------------------- query text
@@ -219,26 +220,26 @@ def _sqlite_plan(conn: Connection, sql: _Sql, query: Query | None) -> tuple[str,
                               "AND archive_fts.rowid = m.id)")
                 return "address-driven", (
                     f"SELECT DISTINCT d.message AS mid FROM archive_addresses d CROSS JOIN archive_messages m "
-                    f"ON m.id = d.message WHERE {_where(_addr_cond('d', column, key), f'd.kind IN {kinds}', _range('d.message', sql), 'm.policy = :policy', text_check, *exists)} "
+                    f"ON m.id = d.message WHERE {_where(_addr_cond('d', column, key), f'd.kind IN {kinds}', _range('d.message', sql), _POLICY_NO_INDEX, text_check, *exists)} "
                     f"ORDER BY d.message DESC")
         return "text-driven", (
             f"SELECT f.rowid AS mid FROM archive_fts f CROSS JOIN archive_messages m ON m.id = f.rowid "
-            f"WHERE {_where('archive_fts MATCH :q', _range('f.rowid', sql), 'm.policy = :policy', *exists)} "
+            f"WHERE {_where('archive_fts MATCH :q', _range('f.rowid', sql), _POLICY_NO_INDEX, *exists)} "
             f"ORDER BY f.rowid DESC")
     if sql.address:
         column, key, kinds = sql.address[0]
         return "address-driven", (
             f"SELECT DISTINCT d.message AS mid FROM archive_addresses d CROSS JOIN archive_messages m "
-            f"ON m.id = d.message WHERE {_where(_addr_cond('d', column, key), f'd.kind IN {kinds}', _range('d.message', sql), 'm.policy = :policy', *exists)} "
+            f"ON m.id = d.message WHERE {_where(_addr_cond('d', column, key), f'd.kind IN {kinds}', _range('d.message', sql), _POLICY_NO_INDEX, *exists)} "
             f"ORDER BY d.message DESC")
     if "att" in sql.params:
         others = [e for e in exists if "archive_attachments" not in e]
         return "attachment-driven", (
             f"SELECT DISTINCT t.message AS mid FROM archive_attachments t CROSS JOIN archive_messages m "
-            f"ON m.id = t.message WHERE {_where(_ATT_LIKE, _range('t.message', sql), 'm.policy = :policy', *others)} "
+            f"ON m.id = t.message WHERE {_where(_ATT_LIKE, _range('t.message', sql), _POLICY_NO_INDEX, *others)} "
             f"ORDER BY t.message DESC")
     return "date-driven", (f"SELECT m.id AS mid FROM archive_messages m "
-                           f"WHERE {_where('m.policy = :policy', _range('m.id', sql))} ORDER BY m.id DESC")
+                           f"WHERE {_where(_POLICY_NO_INDEX, _range('m.id', sql))} ORDER BY m.id DESC")
 
 
 def _pg_plan(sql: _Sql, query: Query | None) -> tuple[str, str]:
@@ -294,7 +295,3 @@ def parse_day(value: str | None, option: str) -> date | None:
         return date.fromisoformat(value.strip()[:10])
     except ValueError:
         raise InputError(f"{option} must be a date like 2026-07-02, not {value!r}") from None
-
-
-def now_utc() -> datetime:
-    return datetime.now(timezone.utc)

@@ -62,15 +62,31 @@ def append_many(engine: Engine, items: Iterable[Pending]) -> int:
                 for at, actor, action, subject, policy, text in prepared:
                     seq += 1
                     h = entry_hash(seq, at, actor, action, subject, policy, text, prev)
-                    rows.append({"id": seq, "at": at, "actor": actor, "action": action, "subject": subject,
-                                 "policy": policy, "detail": text, "prev_hash": prev, "hash": h})
+                    rows.append((seq, at, actor, action, subject, policy, text, prev, h))
                     prev = h
-                conn.execute(insert(audit), rows)
+                _insert_rows(conn, rows)
         except IntegrityError:
             continue  # another writer took the head of the chain: hash again from the new head
         _write_checkpoint(seq, prev)
         return len(rows)
     raise RuntimeError("audit log: too many concurrent writers")
+
+
+_COLUMNS = ("id", "at", "actor", "action", "subject", "policy", "detail", "prev_hash", "hash")
+
+
+def _insert_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    """Insert audit rows. On SQLite, straight through the driver (the time bound exactly as SQLAlchemy's own
+    DateTime type would bind it), which is several times cheaper per row; elsewhere through SQLAlchemy."""
+    dialect = conn.dialect
+    if dialect.name == "sqlite":
+        bind = audit.c.at.type.dialect_impl(dialect).bind_processor(dialect)
+        if bind is not None:
+            rows = [(r[0], bind(r[1]), *r[2:]) for r in rows]
+        conn.exec_driver_sql(f"INSERT INTO audit ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                             rows)
+        return
+    conn.execute(insert(audit), [dict(zip(_COLUMNS, r)) for r in rows])
 
 
 class AuditWriter:

@@ -10,14 +10,16 @@ match, and a date range is a range of ids.
 """
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Column, Date, DateTime, ForeignKey, Index, Integer, LargeBinary, String,
-                        Table, Text, UniqueConstraint, PrimaryKeyConstraint)
+from sqlalchemy import (JSON, BigInteger, Column, Date, DateTime, ForeignKey, Index, Integer, LargeBinary,
+                        PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
 
 from civicaup.stores.tables import metadata
 
+ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite: INTEGER PRIMARY KEY is the rowid itself
+
 archive_messages = Table(
     "archive_messages", metadata,
-    Column("id", BigInteger, primary_key=True, autoincrement=False),  # date-ordered, see the module docstring
+    Column("id", ID, primary_key=True, autoincrement=False),  # date-ordered, see the module docstring
     Column("policy", String(64), nullable=False),
     Column("sha256", String(64), nullable=False),  # of the original bytes, as stored under archive/<aa>/<sha256>
     Column("message_id", String(998), nullable=False, default=""),
@@ -39,7 +41,6 @@ archive_messages = Table(
     Column("imported_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("policy", "sha256", name="uq_archive_policy_sha256"),
 )
-Index("ix_archive_series", archive_messages.c.policy, archive_messages.c.series, archive_messages.c.id)
 
 archive_addresses = Table(
     "archive_addresses", metadata,
@@ -48,6 +49,7 @@ archive_addresses = Table(
     Column("address", String(320), nullable=False),  # lowercased addr-spec
     Column("domain", String(255), nullable=False),  # labels reversed: org.kirkwoodmo
     PrimaryKeyConstraint("message", "kind", "address", name="pk_archive_addresses"),
+    sqlite_with_rowid=False,
 )
 Index("ix_archive_addresses_address", archive_addresses.c.address, archive_addresses.c.message,
       archive_addresses.c.kind)
@@ -60,6 +62,7 @@ archive_attachments = Table(
     Column("position", Integer, nullable=False),
     Column("name", String(255), nullable=False),  # lowercased, for substring search
     PrimaryKeyConstraint("message", "position", name="pk_archive_attachments"),
+    sqlite_with_rowid=False,
 )
 
 records_holds = Table(

@@ -1,5 +1,6 @@
 """Attachment analysis for the MIME front end: charset fallback, HTML to text, magic sniffing,
-zip walking within limits, and text extraction (PDF, OOXML, HTML, plain text, nested mail).
+zip walking within limits, and text extraction (PDF, OOXML, HTML, plain text, nested mail);
+licence-crack / keygen strings in programs, and an optional ClamAV daemon scan (clamd.py).
 
 Nothing here raises on bad content: what goes wrong becomes a string in `problems`.
 """
@@ -26,6 +27,19 @@ log = logging.getLogger(__name__)
 EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 EICAR_PROBLEM = "eicar-test-signature"
 PDF_MAX_PAGES = 50
+#: Problems whose text starts with these mark a licence crack / keygen and a ClamAV verdict.
+CRACK_PROBLEM = "licence-crack marker"
+CLAMAV_FOUND = "clamav-found"
+CLAMAV_ERROR = "clamav-error"
+_CRACK_SCAN_BYTES = 8_000_000
+# Strings that keygens, cracks and activators carry (and show in their windows); searched in the
+# first bytes of programs and unknown binaries, UTF-16 text included.
+_CRACK_MARKERS = re.compile(
+    rb"(?<!ssh-)(?<!ssh )key ?gen(?:erator)?\b|serial (?:number |key )?generator|(?:cracked|crack(?:ed)? and patched|patched) by"
+    rb"|kms ?activator|loader ?activator|activation ?bypass|licen[cs]e ?(?:crack|bypass)|generate (?:a )?serial"
+    rb"|\bx-?force (?:keygen|crack)",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -463,6 +477,30 @@ def _pdf_text(data: bytes, cap: int, problems: list[str]) -> str:
     return "\n\n".join(out)
 
 
+def crack_marker(data: bytes) -> str | None:
+    """The first licence-crack / keygen string in a program's bytes (ASCII or UTF-16), if any."""
+    head = data[:_CRACK_SCAN_BYTES]
+    m = _CRACK_MARKERS.search(head)
+    if m is None and b"\x00" in head:
+        m = _CRACK_MARKERS.search(head.replace(b"\x00", b""))
+    return m.group().decode("ascii", "replace").lower() if m else None
+
+
+def _clamav(data: bytes) -> list[str]:
+    """A ClamAV daemon's verdict when CIVICAUP_CLAMD is set (see clamd.py); nothing otherwise."""
+    from civicaup.channels.mail import clamd
+
+    if not clamd.address():
+        return []
+    result = clamd.scan(data)
+    if result.status == "found":
+        return [f"{CLAMAV_FOUND}: {result.signature}"]
+    if result.status == "error":
+        log.warning("clamd scan failed: %s", result.detail)
+        return [f"{CLAMAV_ERROR}: {result.detail}"]
+    return []
+
+
 def clean_filename(name: str | None) -> str | None:
     """Last path component, without control characters; None if nothing is left."""
     if not name:
@@ -496,6 +534,14 @@ def build_attachment(data: bytes, filename: str | None, declared_type: str, char
     executable = (sniffed in EXECUTABLE_TYPES or ext in EXECUTABLE_EXTS or declared_type in EXECUTABLE_TYPES)
     if EICAR in data:
         probs.append(EICAR_PROBLEM)
+    if executable or sniffed is None or sniffed == "application/octet-stream":
+        marker = crack_marker(data)
+        if marker:
+            probs.append(f"{CRACK_PROBLEM}: {marker}")
+    if sniffed in ("application/x-7z-compressed", "application/x-rar-compressed", "application/vnd.rar"):
+        probs.append(f"archive not inspected ({sniffed.rsplit('/', 1)[1]})")
+    if zip_depth == 0:
+        probs.extend(_clamav(data))
     try:
         if declared_type in ("message/rfc822", "message/global") or ext == "eml":
             if depth >= lim.max_depth:
@@ -524,6 +570,9 @@ def build_attachment(data: bytes, filename: str | None, declared_type: str, char
 
 
 __all__ = [
+    "CLAMAV_ERROR",
+    "CLAMAV_FOUND",
+    "CRACK_PROBLEM",
     "EICAR",
     "EICAR_PROBLEM",
     "Attachment",
@@ -531,6 +580,7 @@ __all__ = [
     "Limits",
     "build_attachment",
     "clean_filename",
+    "crack_marker",
     "decode_text",
     "extension",
     "html_to_text",

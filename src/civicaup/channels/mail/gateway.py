@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import concurrent.futures.process
 import logging
 import os
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -205,8 +207,10 @@ class MailGateway:
 
     # -- the one entry point
 
-    async def handle(self, envelope: Envelope, spool: Spool) -> Verdict:
-        """Decide and act; every failure becomes a tempfail (logged with the queue and message id, never the body)."""
+    async def handle(self, envelope: Envelope, spool: Spool, alive: Callable[[], bool] | None = None) -> Verdict:
+        """Decide and act; every failure becomes a tempfail (logged with the queue and message id, never the body).
+        `alive` tells whether the MTA still waits for the answer: if it gave up, nothing is stored (its retry will be
+        decided afresh), so a stalled filter does not leave a held copy of a message the MTA kept."""
         loop = asyncio.get_running_loop()
         try:
             self.directory.refresh_if_stale()
@@ -215,30 +219,36 @@ class MailGateway:
             spool.flush()
             source: bytes | str = spool.getvalue() if not spool.on_disk else str(spool.path)
             rcpts = tuple(r.lower() for r in envelope.rcpt_to)
-            executor = self.pool if self.pool is not None else self.threads
-            future = loop.run_in_executor(executor, decide, self.policy, source, actor, sender, rcpts,
-                                          self.directory.staff)
+            pool = self.pool
             try:
-                decision = await asyncio.wait_for(future, self.budget)
-            except asyncio.TimeoutError:
-                log.warning("%s: over the %.0f s budget, tempfail (queue id %s, message id %s)", self.channel,
-                            self.budget, envelope.queue_id or "-", envelope.message_id or "-")
-                if self.pool is not None:
+                decision = await asyncio.wait_for(loop.run_in_executor(
+                    pool or self.threads, decide, self.policy, source, actor, sender, rcpts, self.directory.staff),
+                    self.budget)
+            except (asyncio.TimeoutError, concurrent.futures.process.BrokenProcessPool) as exc:
+                log.warning("%s: %s, tempfail (queue id %s, message id %s)", self.channel,
+                            f"over the {self.budget:.0f} s budget" if isinstance(exc, asyncio.TimeoutError) else
+                            "a decision process died", envelope.queue_id or "-", envelope.message_id or "-")
+                if pool is not None and self.pool is pool:  # once per broken pool, not once per message in it
                     self._recycle_pool()
                 return Verdict("tempfail", reply=TEMPFAIL_REPLY)
             # The side effects are not cut short by the budget (a hold is committed, then answered); the extra
             # minute only guards against a store that hangs. Past it the MTA keeps the message (tempfail).
             return await asyncio.wait_for(
-                loop.run_in_executor(self.threads, self.act, decision, envelope, spool, sender, actor),
+                loop.run_in_executor(self.threads, self.act, decision, envelope, spool, sender, actor, alive),
                 self.budget + 60)
         except Exception as exc:  # noqa: BLE001 - fail safe: the MTA keeps the message
             log.error("%s: %s, tempfail (queue id %s, message id %s)", self.channel, type(exc).__name__,
                       envelope.queue_id or "-", envelope.message_id or "-")
             return Verdict("tempfail", reply=TEMPFAIL_REPLY)
 
-    def act(self, decision: Decision, envelope: Envelope, spool: Spool, sender: str, actor: Actor) -> Verdict:
+    def act(self, decision: Decision, envelope: Envelope, spool: Spool, sender: str, actor: Actor,
+            alive: Callable[[], bool] | None = None) -> Verdict:
         """The side effects of a decision, done before the MTA is answered. Runs in a thread."""
         action = decision.action
+        if alive is not None and not alive() and action != "block":
+            log.warning("%s: the MTA gave up waiting; nothing stored (queue id %s, message id %s)", self.channel,
+                        envelope.queue_id or "-", envelope.message_id or "-")
+            return Verdict("tempfail", decision, reply=TEMPFAIL_REPLY)
         if action == "block":
             f = next((f for f in decision.findings if f.action == "block"), None)
             log.info("%s: block %s clause %s (queue id %s, message id %s)", self.channel, f and f.rule,

@@ -13,6 +13,7 @@ import grp
 import logging
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ class MilterConnection(asyncio.Protocol):
         self.in_body = False
         self.forged = 0
         self.failed: str | None = None
+        self.head: list[bytes] = []  # header lines, written to the spool in one go when the body starts
 
     def _spool(self) -> Spool:
         if self.spool is None:
@@ -80,16 +82,17 @@ class MilterConnection(asyncio.Protocol):
         buf = self.buf
         pos = 0
         try:
-            while not self.busy and not self.closed:
-                if len(buf) - pos < 5:
+            n = len(buf)
+            while not self.busy and not self.closed and n - pos >= 5:
+                length = int.from_bytes(buf[pos:pos + 4], "big")
+                if length < 1 or length > mp.MAX_PACKET:
+                    raise mp.ProtocolError(f"bad packet length {length}")
+                end = pos + 4 + length
+                if n < end:
                     break
-                head = mp.split_header(memoryview(buf)[pos:pos + 5])
-                assert head is not None
-                length, cmd = head
-                if len(buf) - pos < 4 + length:
-                    break
-                payload = bytes(buf[pos + 5:pos + 4 + length])
-                pos += 4 + length
+                cmd = bytes(buf[pos + 4:pos + 5])
+                payload = bytes(buf[pos + 5:end])
+                pos = end
                 self._dispatch(cmd, payload)
         except mp.ProtocolError as exc:
             log.warning("milter protocol error: %s; closing the connection", exc)
@@ -116,7 +119,13 @@ class MilterConnection(asyncio.Protocol):
     # -- commands
 
     def _dispatch(self, cmd: bytes, data: bytes) -> None:
-        if cmd == mp.OPTNEG:
+        if cmd == mp.HEADER:  # the most frequent first
+            self._header(data)
+            self._answer(cmd)
+        elif cmd == mp.BODY:
+            self._body(data)
+            self._answer(cmd)
+        elif cmd == mp.OPTNEG:
             self.agreed, packet = mp.negotiate(mp.parse_optneg(data))
             self.no_reply = {c for c, bit in mp.NO_REPLY_BIT.items() if self.agreed.protocol & bit}
             self._send(packet)
@@ -133,12 +142,6 @@ class MilterConnection(asyncio.Protocol):
             addr = mp.parse_address_args(data)[0]
             if addr:
                 self.envelope.rcpt_to.append(addr)
-            self._answer(cmd)
-        elif cmd == mp.HEADER:
-            self._header(data)
-            self._answer(cmd)
-        elif cmd == mp.BODY:
-            self._body(data)
             self._answer(cmd)
         elif cmd == mp.BODYEOB:
             self.busy = True
@@ -164,25 +167,31 @@ class MilterConnection(asyncio.Protocol):
             name, value = mp.parse_header(data)
             if self.agreed is None or not self.agreed.protocol & mp.SMFIP_HDR_LEADSPC:
                 value = b" " + value
-            value = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            if b"\n" in value:  # folded: Postfix sends LF line ends inside a header
+                value = value.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
             lname = name.lower()
             if lname == _HEADER_LOWER:
                 self.forged += 1
             elif lname == b"message-id" and not self.envelope.message_id:
                 self.envelope.message_id = value.strip().decode("ascii", "replace")[:200]
-            self._spool().write(name + b":" + value + b"\r\n")
+            self.head.append(name + b":" + value + b"\r\n")
         except Exception as exc:  # noqa: BLE001 - answered with tempfail at end of message
             self.failed = f"header: {type(exc).__name__}"
+
+    def _start_body(self) -> Spool:
+        spool = self._spool()
+        if not self.in_body:
+            self.head.append(b"\r\n")
+            spool.write(b"".join(self.head))
+            self.head = []
+            self.in_body = True
+        return spool
 
     def _body(self, data: bytes) -> None:
         if self.failed:
             return
         try:
-            spool = self._spool()
-            if not self.in_body:
-                spool.write(b"\r\n")
-                self.in_body = True
-            spool.write(data)
+            self._start_body().write(data)
         except Exception as exc:  # noqa: BLE001 - e.g. disk full: answered with tempfail at end of message
             self.failed = f"body: {type(exc).__name__}"
 
@@ -194,15 +203,14 @@ class MilterConnection(asyncio.Protocol):
         try:
             if data:
                 self._body(data)
-            if not self.in_body and not self.failed:
-                self._spool().write(b"\r\n")
-                self.in_body = True
+            if not self.failed:
+                self._start_body()
             if self.failed:
                 log.error("milter: %s, tempfail (queue id %s, message id %s)", self.failed, env.queue_id or "-",
                           env.message_id or "-")
                 verdict = Verdict("tempfail", reply=TEMPFAIL_REPLY)
             else:
-                verdict = await self.gateway.handle(env, self._spool())
+                verdict = await self.gateway.handle(env, self._spool(), alive=lambda: not self.closed)
         except Exception as exc:  # noqa: BLE001
             log.error("milter: %s, tempfail (queue id %s)", type(exc).__name__, env.queue_id or "-")
             verdict = Verdict("tempfail", reply=TEMPFAIL_REPLY)
@@ -308,8 +316,22 @@ class MilterServer:
             Path(where).unlink(missing_ok=True)
 
 
+def clean_spool(directory: str | os.PathLike[str] | None, older_than: float = 86400.0) -> None:
+    """Remove spool files left by a filter that was killed (only old ones: another filter may share the folder)."""
+    if directory is None or not Path(directory).is_dir():
+        return
+    limit = time.time() - older_than
+    for p in Path(directory).glob("msg-*.eml"):
+        try:
+            if p.stat().st_mtime < limit:
+                p.unlink()
+        except OSError:
+            pass
+
+
 async def serve(gateway: MailGateway, listen: str, *, ready: Any = None, **kw: Any) -> None:
     """Run until SIGTERM/SIGINT; print where it listens."""
+    clean_spool(kw.get("spool_dir"))
     server = MilterServer(gateway, listen, **kw)
     address = await server.start()
     stop = asyncio.Event()

@@ -112,7 +112,8 @@ def error_page(pack: CompiledPack) -> str:
 <title>Blocked by the City's computer use policy</title>
 <style type="text/css">
  body {{ font-family: sans-serif; max-width: 46em; margin: 2em auto; line-height: 1.45; color: #222; }}
- h1 {{ font-size: 1.4em; }} blockquote {{ border-left: 4px solid #b33; margin: 1em 0; padding: .4em 1em; background: #faf4f4; }}
+ h1 {{ font-size: 1.4em; }}
+ blockquote {{ border-left: 4px solid #b33; margin: 1em 0; padding: .4em 1em; background: #faf4f4; }}
  .small {{ color: #666; font-size: .85em; }}
 </style>
 </head><body id="civicaup">

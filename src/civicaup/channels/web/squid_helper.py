@@ -43,6 +43,7 @@ file changes), used instead of the clock.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import posixpath
@@ -134,7 +135,12 @@ class Clock:
                 log.warning("CIVICAUP_FAKE_NOW file %s unreadable (%s); using the real clock", path, exc)
                 return datetime.now(timezone.utc)
         elif self._fixed is None:
-            self._fixed = self._parse(text, tz)
+            try:
+                self._fixed = self._parse(text, tz)
+            except ValueError:
+                log.warning("CIVICAUP_FAKE_NOW=%r is not an ISO-8601 time; using the real clock", text)
+                self.spec = ""
+                return datetime.now(timezone.utc)
         assert self._fixed is not None
         return self._fixed
 
@@ -158,7 +164,7 @@ class State:
     """Everything one generation of the helper decides with; replaced whole on reload."""
 
     def __init__(self, pack: CompiledPack, index: CategoryIndex | None, roles_of: RoleLookup,
-                 contacts: blockpage.Contacts, *, cache_size: int = 262_144, index_error: str = "") -> None:
+                 contacts: blockpage.Contacts, *, cache_size: int = 131_072, index_error: str = "") -> None:
         self.pack = pack
         self.index = index
         self.index_error = index_error
@@ -193,6 +199,7 @@ class State:
         self.memo: dict[tuple[Any, ...], Outcome] = {}
         self.sig_cache: dict[tuple[int, ...], tuple[int, Signature]] = {}
         self.sig_numbers: dict[Signature, int] = {(): 0}
+        self.host_sigs: dict[str, tuple[int, Signature]] = {}
         self.users: dict[bytes, tuple[str, frozenset[str]]] = {}
         self.fresh: dict[tuple[bytes, bytes, bool], tuple[bytes, str, Outcome | None]] = {}
         self.stale: dict[tuple[bytes, bytes, bool], tuple[bytes, str, Outcome | None]] = {}
@@ -255,7 +262,7 @@ class State:
             parts = (u.scheme, u.host, u.port, u.path, u.query, u.is_ip)
         return parts
 
-    def signature(self, host: str, is_ip: bool, hp: str) -> tuple[int, Signature]:
+    def signature(self, host: str, is_ip: bool, path: str, query: str) -> tuple[int, Signature]:
         """(number, signature): what the engine's web check reports for this URL's lists,
         ((category, list), ...) in its order; equal signatures have equal numbers."""
         if self.index is None:
@@ -264,9 +271,20 @@ class State:
         if self.has_urls:
             url_hosts = self.url_hosts
             if host in url_hosts:
-                self._url_sets(hp, sids)
+                self._url_sets(f"{host}{path}?{query}" if query else host + path, sids)
             if host[:4] == "www." and host[4:] in url_hosts:
-                self._url_sets(hp[4:], sids)
+                self._url_sets(f"{host[4:]}{path}?{query}" if query else host[4:] + path, sids)
+        if not sids:  # only the host matters: many requests share it
+            found = self.host_sigs.get(host)
+            if found is None:
+                found = self._domain_signature(host, is_ip, sids)
+                if len(self.host_sigs) > 100_000:
+                    self.host_sigs.clear()
+                self.host_sigs[host] = found
+            return found
+        return self._domain_signature(host, is_ip, sids)
+
+    def _domain_signature(self, host: str, is_ip: bool, sids: list[int]) -> tuple[int, Signature]:
         hits = self.domains.prefixes(f"!{host}." if is_ip else ".".join(host.split(".")[::-1]) + ".")
         if hits:
             trie, sets = self.domains, self.domain_sets
@@ -315,8 +333,7 @@ class State:
                 raise _Fail(BAD_URL, "not a valid URL", text[:300]) from None
             parts = (u.scheme, u.host, u.port, u.path, u.query, u.is_ip)
         _, host, _, path, query, is_ip = parts
-        hp = f"{host}{path}?{query}" if query else host + path
-        sig_no, sig = self.signature(host, is_ip, hp)
+        sig_no, sig = self.signature(host, is_ip, path, query)
         user = self.users.get(user_tok) or self.user(user_tok)
         roles = user[1]
         ext = _ext_kind(path) if path[-1] == "/" or "." in path[path.rfind("/"):] else ""
@@ -325,7 +342,7 @@ class State:
             out = self.outcome(parts, sig_no, sig, ext, user[0], roles, work, text)
         if out.detail is None:
             return out.answer, "", None
-        return out.answer, hp, out
+        return out.answer, f"{host}{path}?{query}" if query else host + path, out
 
     def outcome(self, parts: Parts, sig_no: int, sig: Signature, ext: str, email: str, roles: frozenset[str],
                 work: bool, url_text: str) -> Outcome:
@@ -469,7 +486,7 @@ def store_contacts(pack: CompiledPack, roles: Sequence[str]) -> blockpage.Contac
 class Helper:
     """The protocol: blocks of whole lines in, answers out. :func:`serve` runs it on stdin/stdout."""
 
-    def __init__(self, policy: str, *, index_path: Path | None = None, cache_size: int = 262_144,
+    def __init__(self, policy: str, *, index_path: Path | None = None, cache_size: int = 131_072,
                  clock: Clock | None = None, audit: AuditWriter | ProcessAuditWriter | None = None,
                  roles_of: RoleLookup | None = None,
                  contacts: Callable[[CompiledPack, Sequence[str]], blockpage.Contacts] | None = None,
@@ -585,6 +602,12 @@ class Helper:
                 self._run_unavailable(lines, block)
             else:
                 self._run(lines, block, st)
+        except Exception as exc:  # noqa: BLE001 - a bug outside the per-line guard: still answer every line
+            self._log_fail(f"{type(exc).__name__}: {exc}")
+            fallback = self._fallback(b"civicaup-error")
+            for line in [x for x in lines if x][len(block.answers):]:
+                ch = line.split(b" ", 1)[0]
+                block.answers.append(ch + fallback if ch.isdigit() else fallback[1:])
         finally:
             self._busy_since = 0.0
 
@@ -599,8 +622,8 @@ class Helper:
             if not line:
                 continue
             n += 1
-            parts = line.split(b" ")
-            if len(parts) >= 5 and parts[0].isdigit():
+            parts = line.split(b" ", 3)  # channel, URL, user, "client-ip method [...]"
+            if len(parts) == 4 and parts[0].isdigit() and b" " in parts[3]:
                 key = (parts[1], parts[2], work)
                 try:
                     out = st.fresh.get(key) or miss(key)
@@ -610,7 +633,7 @@ class Helper:
                     break
                 answers.append(parts[0] + out[0])
                 if out[2] is not None and put is not None:
-                    put((now, parts[2], parts[3], parts[4], out[1], out[2]))
+                    put((now, parts[2], parts[3], out[1], out[2]))
             else:
                 self._odd_line(line, block, work, st)
                 if block.abandoned:
@@ -619,12 +642,12 @@ class Helper:
 
     def _odd_line(self, line: bytes, block: _Block, work: bool, st: State) -> None:
         """A line without a channel id (concurrency off: URL USER IP METHOD), or a malformed one."""
-        parts = line.rstrip(b"\r").split(b" ")
+        parts = line.rstrip(b"\r").split(b" ", 2)  # URL, user, "client-ip method [...]"
         if parts[0].isdigit():  # a channel id but not the fields
             self.stats.bad += 1
             block.answers.append(parts[0] + BAD_REQUEST)
             return
-        if len(parts) < 4 or len(line) > MAX_LINE:
+        if len(parts) < 3 or b" " not in parts[2] or len(line) > MAX_LINE:
             self.stats.bad += 1
             block.answers.append(BAD_REQUEST[1:])
             return
@@ -634,7 +657,7 @@ class Helper:
             out = self._failed(exc, parts[0], st)
         block.answers.append(out[0][1:])
         if out[2] is not None and self.audit is not None:
-            self.audit.put((st.now, parts[1], parts[2], parts[3], out[1], out[2]))
+            self.audit.put((st.now, parts[1], parts[2], out[1], out[2]))
 
     def _run_unavailable(self, lines: list[bytes], block: _Block) -> None:
         """No pack could be loaded: every line gets the closed answer (the fail mode is in the pack we lack)."""
@@ -660,7 +683,7 @@ class Helper:
         try:
             _, host, _, path, query, is_ip = State.parse(_decode(url_tok))
             subject = f"{host}{path}?{query}" if query else host + path
-            sig = st.signature(host, is_ip, subject)[1]
+            sig = st.signature(host, is_ip, path, query)[1]
         except Exception:  # noqa: BLE001 - the lookup itself fails: nothing works
             sig = None
         answer, mode = st.fail_answer(sig, reason)
@@ -675,6 +698,13 @@ class Helper:
             self._fail_logged[key] = now
             log.error("cannot decide: %s", reason)
 
+    def _fallback(self, tag: bytes) -> bytes:
+        """The answer when nothing could be decided: the pack's fail mode (closed if no pack is loaded)."""
+        st = self.state
+        if st is not None and st.fail_open:
+            return b" OK log=" + tag + b"\n"
+        return b" ERR message=" + blockpage.enc(UNAVAILABLE_MSG).encode() + b" log=" + tag + b"\n"
+
     # -- the watchdog ------------------------------------------------------------------------------------
 
     def watchdog_check(self, write: Callable[[bytes], None]) -> bool:
@@ -685,9 +715,7 @@ class Helper:
             if block is None or not since or block.abandoned or time.monotonic() - since < self.line_budget:
                 return False
             block.abandoned = True
-            st = self.state
-            fallback = (b" OK log=civicaup-timeout\n" if st is not None and st.fail_open
-                        else b" ERR message=" + blockpage.enc(UNAVAILABLE_MSG).encode() + b" log=civicaup-timeout\n")
+            fallback = self._fallback(b"civicaup-timeout")
             done = block.answers[:]
             rest = []
             for line in [x for x in block.lines if x][len(done):]:
@@ -703,14 +731,14 @@ class Helper:
 
 
 def coalescer(policy: str, mail_domain: str) -> Callable[[list[Any]], list[Pending]]:
-    """Queued (time, user, client, method, subject, outcome) -> audit entries, one per distinct
+    """Queued (time, user, "client method ...", subject, outcome) -> audit entries, one per distinct
     (user, client, method, URL, decision) in a flush window, with a count and the last time."""
 
     def coalesce(raw: list[Any]) -> list[Pending]:
         groups: dict[tuple[Any, ...], list[Any]] = {}
         for item in raw:
-            at, user, client, method, subject, outcome = item
-            key = (user, client, method, subject, outcome.answer)
+            at, user, rest, subject, outcome = item
+            key = (user, rest, subject, outcome.answer)
             g = groups.get(key)
             if g is None:
                 groups[key] = [at, at, 1, item]
@@ -718,11 +746,12 @@ def coalescer(policy: str, mail_domain: str) -> Callable[[list[Any]], list[Pendi
                 g[1] = at
                 g[2] += 1
         out: list[Pending] = []
-        for (user, client, method, subject, _), (first, last, count, item) in groups.items():
-            outcome: Outcome = item[5]
+        for (user, rest, subject, _), (first, last, count, item) in groups.items():
+            outcome: Outcome = item[4]
+            client, _, tail = rest.rstrip(b"\r").partition(b" ")
             detail = dict(outcome.detail or {})
             detail["client"] = _decode(client)
-            detail["method"] = _decode(method.rstrip(b"\r"))
+            detail["method"] = _decode(tail.split(b" ", 1)[0])
             detail["user"] = _decode(user)
             if count > 1:
                 detail["count"] = count
@@ -820,7 +849,7 @@ def serve(helper: Helper, fd_in: int = 0, fd_out: int = 1, *, read_size: int = 2
     return 0
 
 
-def main(policy: str, *, index_path: Path | None = None, cache_size: int = 262_144, line_budget: float = 2.0,
+def main(policy: str, *, index_path: Path | None = None, cache_size: int = 131_072, line_budget: float = 2.0,
          audit_interval: float = 1.0, audit_batch: int = 5000) -> int:
     """``civicaup squid-helper``: logging to stderr (Squid's cache.log), the audit writer, then serve."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
@@ -840,4 +869,8 @@ def main(policy: str, *, index_path: Path | None = None, cache_size: int = 262_1
     if helper.state is not None:
         log.info("ready: policy %s, %s, fail mode %s", policy, helper.state.index,
                  "open" if helper.state.fail_open else "closed")
+    # The caches hold hundreds of thousands of small tuples and nothing here makes reference cycles worth
+    # chasing often: keep what is loaded out of the collector's way and collect young objects less often.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     return serve(helper)

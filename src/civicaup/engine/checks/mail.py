@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import functools
+import re
 import unicodedata
 from collections.abc import Iterator
 
+from civicaup.channels.mail.attachments import CLAMAV_ERROR, CLAMAV_FOUND, CRACK_PROBLEM
 from civicaup.channels.mail.mime import Attachment, ParsedMail
 from civicaup.engine.checks.content import text_signals
 from civicaup.engine.event import Event, MailEvent, Signal
@@ -12,6 +14,7 @@ from civicaup.policy.compile import CompiledPack
 
 _SOCIAL_SENDERS = ("facebookmail.com", "facebook.com", "twitter.com", "x.com", "instagram.com", "linkedin.com",
                    "tiktok.com", "pinterest.com", "snapchat.com", "nextdoor.com", "reddit.com", "threads.net")
+_NAME_SEPARATORS = re.compile(r"[._+]+")
 _SIGNUP_WORDS = ("confirm your", "verify your", "welcome to", "activate your", "finish signing up",
                  "complete your registration", "confirm your email")
 
@@ -19,21 +22,23 @@ _SIGNUP_WORDS = ("confirm your", "verify your", "welcome to", "activate your", "
 def signals(event: Event, pack: CompiledPack) -> list[Signal]:
     assert isinstance(event, MailEvent) and event.mail is not None
     m = event.mail
-    out = text_signals(m.body_text(), where="mail")
-    out += attachment_signals(m)
+    out = text_signals(m.body_text(), where="mail", pack=pack)
+    out += attachment_signals(m, pack)
     out += recipient_signals(event, pack)
     out += identity_signals(event, pack)
     return out
 
 
 def walk(attachments: tuple[Attachment, ...], depth: int = 0) -> Iterator[Attachment]:
+    """Every attachment and member; the parser's own limits (10 nested messages, 3 nested zips,
+    1,000 parts) bound the tree, so this goes as deep as they let it."""
     for a in attachments:
         yield a
-        if depth < 5:
+        if depth < 16:
             yield from walk(a.members, depth + 1)
 
 
-def attachment_signals(m: ParsedMail) -> list[Signal]:
+def attachment_signals(m: ParsedMail, pack: CompiledPack | None = None) -> list[Signal]:
     out: list[Signal] = []
     for a in walk(m.attachments):
         name = a.filename or "(unnamed)"
@@ -44,10 +49,33 @@ def attachment_signals(m: ParsedMail) -> list[Signal]:
             out.append(Signal("malware", f"attachment {name}: document with macros", frozenset({"attachment:macro"})))
         if any("eicar" in p for p in a.problems):
             out.append(Signal("malware", f"attachment {name}: EICAR test signature", frozenset({"eicar"})))
+        out += problem_signals(name, a.problems)
         if a.filename:
-            out += [s for s in text_signals(a.filename, where="attachment-name") if s.category == "copyright"]
+            readable = _NAME_SEPARATORS.sub(" ", a.filename)  # "Photoshop.Crack.Only.zip" reads as words
+            out += [s for s in text_signals(readable, where="attachment-name", pack=pack)
+                    if s.category == "copyright"]
     if any("eicar" in d.lower() for d in m.defects):
         out.append(Signal("malware", "message text carries the EICAR test signature", frozenset({"eicar"})))
+    return out
+
+
+def problem_signals(name: str, problems: tuple[str, ...]) -> list[Signal]:
+    """What the attachment analysis noted: a ClamAV verdict, a licence crack in a program, a zip bomb,
+    password protection, content the limits kept from being inspected."""
+    out: list[Signal] = []
+    for p in problems:
+        if p.startswith(CLAMAV_FOUND):
+            out.append(Signal("malware", f"attachment {name}: ClamAV found {p.split(':', 1)[1].strip()}",
+                              frozenset({"clamav"})))
+        elif p.startswith(CRACK_PROBLEM):
+            out.append(Signal("copyright", f"attachment {name}: licence crack / keygen ({p.split(':', 1)[1].strip()})",
+                              frozenset({"piracy:crack", "attachment:crack"})))
+        elif p.startswith("zip bomb"):
+            out.append(Signal("malware", f"attachment {name}: {p}", frozenset({"attachment:zip-bomb"})))
+        elif p.startswith(("encrypted ", "archive not inspected")):
+            out.append(Signal("encrypted-attachment", f"attachment {name}: {p}", frozenset({"attachment:encrypted"})))
+        elif "limit reached" in p or p.startswith(CLAMAV_ERROR):
+            out.append(Signal("unscanned-attachment", f"attachment {name}: {p}", frozenset({"attachment:limit"})))
     return out
 
 

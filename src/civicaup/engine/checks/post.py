@@ -21,7 +21,7 @@ LINKED_CATEGORY_SIGNALS: dict[str, tuple[str, str]] = {
 
 def signals(event: Event, pack: CompiledPack) -> list[Signal]:
     assert isinstance(event, PostEvent)
-    out = [s for s in text_signals(event.text, where="social")
+    out = [s for s in text_signals(event.text, where="social", pack=pack)
            if not (s.category == "official-statement" and has_disclaimer(event.text))]
     if event.kind == "chat":
         out.append(Signal("chat", "a chat session on an official account"))

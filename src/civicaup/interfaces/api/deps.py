@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
@@ -56,3 +56,6 @@ def context(request: Request,
 
 
 Ctx = Annotated[Context, Depends(context)]
+
+# Ids in paths: positive and within a 32-bit integer (the store's INTEGER), else 422 before any query.
+Id = Annotated[int, Path(ge=1, le=2_147_483_647, description="an id")]

@@ -145,8 +145,23 @@ def _request_id(ref: str) -> int:
 
 @approvals_app.command()
 def show(ref: str = typer.Argument(..., metavar="ID"), as_email: str = AS, as_json: bool = JSON) -> None:
-    """One request with its findings, votes and history."""
+    """One request with its findings, votes and history (mail-N: a held message and why it was held)."""
     engine = open_store()
+    qid = _mail(ref)
+    if qid is not None:
+        from civicaup.channels.mail import quarantine
+        from civicaup.governance import held_mail
+        policy = quarantine.get(engine, qid).policy
+        view = held_mail.view(engine, get_pack(policy), qid, person(engine, policy, as_email))
+        if as_json:
+            emit_json(view)
+            return
+        print(f"mail-{qid} [{policy}] {view['status']}: {view['subject']!r} from {view['sender']}")
+        for f in view["findings"]:
+            print(f"  {f['action']} {f['rule']} (clause {f['clause']}): {f['evidence']}\n      \"{f['quote']}\"")
+        if view["waiting_for"]:
+            print("  waiting for: " + "; ".join(view["waiting_for"]))
+        return
     req = approvals.get(engine, _request_id(ref))
     who = person(engine, req.policy, as_email)
     if not approvals.may_see(req, who):

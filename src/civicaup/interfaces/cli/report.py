@@ -61,7 +61,8 @@ def web(ctx: typer.Context,
 
 
 @web_app.command("ingest")
-def ingest(file: str = typer.Argument(..., metavar="ACCESS.LOG", help="Squid's native access.log ('-' = stdin, .gz ok)"),
+def ingest(file: str = typer.Argument(..., metavar="ACCESS.LOG",
+                                      help="Squid's native access.log ('-' = stdin, .gz ok)"),
            policy: str = typer.Option(..., "--policy", help="pack id"),
            index: Optional[Path] = typer.Option(None, "--index", help="category index (default: the city's)")) -> None:
     """Store the requests of a Squid access.log, categorised; re-ingesting the same lines adds nothing."""

@@ -28,7 +28,8 @@ def stacked(data: dict[str, Any]) -> dict[str, Any]:
             h = n / top * plot_h
             y -= h
             segs.append({"y": round(y, 1), "h": round(h, 1), "color": colors[s], "label": f"{d}: {s} {n}"})
-        bars.append({"x": round(LEFT + i * slot + slot * 0.15, 1), "w": round(slot * 0.7, 1), "segments": segs,
+        w = min(slot * 0.7, 60.0)
+        bars.append({"x": round(LEFT + i * slot + (slot - w) / 2, 1), "w": round(w, 1), "segments": segs,
                      "label": d[5:], "total": totals[i]})
     ticks = [{"y": round(HEIGHT - BOTTOM - v / top * plot_h, 1), "value": v} for v in sorted({0, top // 2, top})]
     return {"bars": bars, "legend": [{"label": s, "color": colors[s]} for s in series], "ticks": ticks,

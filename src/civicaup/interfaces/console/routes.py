@@ -20,7 +20,7 @@ from civicaup.errors import CivicaupError
 from civicaup.governance import approvals, asks, cases, held_mail, stats
 from civicaup.governance.errors import AuthError, ForbiddenError
 from civicaup.governance.people import actor_of
-from civicaup.interfaces.api.deps import ADMIN, OVERSIGHT, Context, engine_of, principal_from
+from civicaup.interfaces.api.deps import ADMIN, OVERSIGHT, Context, Id, engine_of, principal_from
 from civicaup.interfaces.console.chart import stacked
 from civicaup.policy.registry import get_pack
 
@@ -128,17 +128,17 @@ def inbox(request: Request) -> HTMLResponse:
 
 
 @router.get("/approvals/{rid}")
-def request_page(request: Request, rid: int) -> HTMLResponse:
+def request_page(request: Request, rid: Id) -> HTMLResponse:
     ctx = _ctx(request)
     req = approvals.get(ctx.engine, rid, policy=ctx.pack.id)
     if not approvals.may_see(req, ctx.me):
         raise ForbiddenError(f"{ctx.me.email} may not see request {rid}")
-    return page(request, ctx, "request.html", {"request": req.to_json(), "can_decide": bool(
+    return page(request, ctx, "request.html", {"req": req.to_json(), "can_decide": bool(
         req.status == "pending" and approvals.may_decide(req, ctx.me)), "history": approvals.history(ctx.engine, rid)})
 
 
 @router.post("/approvals/{rid}/{verdict}")
-def vote(request: Request, rid: int, verdict: str, note: str = Form(""), csrf: str = Form("")) -> Response:
+def vote(request: Request, rid: Id, verdict: str, note: str = Form(""), csrf: str = Form("")) -> Response:
     _check_csrf(request, csrf)
     ctx = _ctx(request)
     if verdict == "approve":
@@ -161,7 +161,7 @@ def quarantine_list(request: Request) -> HTMLResponse:
 
 
 @router.get("/quarantine/{qid}")
-def message(request: Request, qid: int) -> HTMLResponse:
+def message(request: Request, qid: Id) -> HTMLResponse:
     """Why a message was held, with the clause; its text for its approvers (audited)."""
     ctx = _ctx(request)
     m = held_mail.view(ctx.engine, ctx.pack, qid, ctx.me)
@@ -171,7 +171,7 @@ def message(request: Request, qid: int) -> HTMLResponse:
 
 
 @router.post("/quarantine/{qid}/{verdict}")
-def decide_mail(request: Request, qid: int, verdict: str, csrf: str = Form("")) -> Response:
+def decide_mail(request: Request, qid: Id, verdict: str, csrf: str = Form("")) -> Response:
     _check_csrf(request, csrf)
     ctx = _ctx(request)
     if verdict == "release":
@@ -203,7 +203,7 @@ def case_report(request: Request, summary: str = Form(...), about: str = Form(""
 
 
 @router.get("/cases/{cid}")
-def case_page(request: Request, cid: int) -> HTMLResponse:
+def case_page(request: Request, cid: Id) -> HTMLResponse:
     ctx = _ctx(request)
     c = cases.show(ctx.engine, ctx.pack, cid, ctx.me.email)
     return page(request, ctx, "case.html", {"case": c.to_json(), "can_close": c.status == "open" and
@@ -211,7 +211,7 @@ def case_page(request: Request, cid: int) -> HTMLResponse:
 
 
 @router.post("/cases/{cid}/close")
-def case_close(request: Request, cid: int, decision: str = Form(...), outcome: str = Form(...),
+def case_close(request: Request, cid: Id, decision: str = Form(...), outcome: str = Form(...),
                csrf: str = Form("")) -> Response:
     _check_csrf(request, csrf)
     ctx = _ctx(request)

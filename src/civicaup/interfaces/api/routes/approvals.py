@@ -13,7 +13,7 @@ from civicaup.governance import approvals, asks
 from civicaup.governance.dates import until as parse_until
 from civicaup.governance.errors import ForbiddenError
 from civicaup.governance.people import actor_of
-from civicaup.interfaces.api.deps import Ctx
+from civicaup.interfaces.api.deps import Ctx, Id
 
 router = APIRouter(prefix="/approvals", tags=["approvals"])
 
@@ -74,7 +74,7 @@ def list_requests(ctx: Ctx, status: Literal["pending", "approved", "denied", "ex
     return [r.to_json() for r in rows]
 
 
-def _visible(ctx: Ctx, rid: int) -> approvals.Request:
+def _visible(ctx: Ctx, rid: Id) -> approvals.Request:
     req = approvals.get(ctx.engine, rid, policy=ctx.pack.id)
     if not approvals.may_see(req, ctx.me):
         raise ForbiddenError(f"{ctx.me.email} may not see request {rid}")
@@ -82,28 +82,28 @@ def _visible(ctx: Ctx, rid: int) -> approvals.Request:
 
 
 @router.get("/{rid}")
-def get_request(rid: int, ctx: Ctx) -> dict[str, Any]:
+def get_request(rid: Id, ctx: Ctx) -> dict[str, Any]:
     """One request with its votes and history."""
     req = _visible(ctx, rid)
     return {**req.to_json(), "history": approvals.history(ctx.engine, rid)}
 
 
 @router.post("/{rid}/approve")
-def approve(rid: int, body: VoteIn, ctx: Ctx) -> dict[str, Any]:
+def approve(rid: Id, body: VoteIn, ctx: Ctx) -> dict[str, Any]:
     """Approve in every role this person may give."""
     out = approvals.approve(ctx.engine, ctx.pack, rid, ctx.me.email, body.note)
     return {"message": out.message, "request": out.request.to_json()}
 
 
 @router.post("/{rid}/deny")
-def deny(rid: int, body: VoteIn, ctx: Ctx) -> dict[str, Any]:
+def deny(rid: Id, body: VoteIn, ctx: Ctx) -> dict[str, Any]:
     """Deny: one permitted approver's denial ends the request."""
     out = approvals.deny(ctx.engine, ctx.pack, rid, ctx.me.email, body.note)
     return {"message": out.message, "request": out.request.to_json()}
 
 
 @router.post("/{rid}/withdraw")
-def withdraw(rid: int, ctx: Ctx) -> dict[str, Any]:
+def withdraw(rid: Id, ctx: Ctx) -> dict[str, Any]:
     """The requester withdraws a pending request."""
     out = approvals.withdraw(ctx.engine, ctx.pack, rid, ctx.me.email)
     return {"message": out.message, "request": out.request.to_json()}

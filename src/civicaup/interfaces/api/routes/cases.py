@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from civicaup.governance import cases
-from civicaup.interfaces.api.deps import Ctx
+from civicaup.interfaces.api.deps import Ctx, Id
 
 router = APIRouter(prefix="/cases", tags=["cases"])
 
@@ -44,13 +44,13 @@ def my_reports(ctx: Ctx) -> list[dict[str, Any]]:
 
 
 @router.get("/{cid}")
-def show(cid: int, ctx: Ctx) -> dict[str, Any]:
+def show(cid: Id, ctx: Ctx) -> dict[str, Any]:
     """One case (audited)."""
     return cases.show(ctx.engine, ctx.pack, cid, ctx.me.email).to_json()
 
 
 @router.post("/{cid}/close")
-def close(cid: int, body: CloseIn, ctx: Ctx) -> dict[str, Any]:
+def close(cid: Id, body: CloseIn, ctx: Ctx) -> dict[str, Any]:
     """Close with the decision and the discipline outcome."""
     return cases.close(ctx.engine, ctx.pack, cid, ctx.me.email, decision=body.decision,
                        outcome=body.outcome).to_json()

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from civicaup.governance import held_mail
-from civicaup.interfaces.api.deps import Ctx
+from civicaup.interfaces.api.deps import Ctx, Id
 
 router = APIRouter(prefix="/quarantine", tags=["quarantine"])
 
@@ -21,20 +21,20 @@ def list_held(ctx: Ctx, everything: bool = Query(False, alias="all", description
 
 
 @router.get("/{qid}")
-def show(qid: int, ctx: Ctx) -> dict[str, Any]:
+def show(qid: Id, ctx: Ctx) -> dict[str, Any]:
     """One held message: why it was held (findings with clause and quote); the text for its approvers (audited)."""
     return held_mail.view(ctx.engine, ctx.pack, qid, ctx.me)
 
 
 @router.post("/{qid}/release")
-def release(qid: int, ctx: Ctx) -> dict[str, Any]:
+def release(qid: Id, ctx: Ctx) -> dict[str, Any]:
     """Approve as this person; when every approver the pack names has approved, the original is re-injected."""
     out = held_mail.release(ctx.engine, ctx.pack, qid, ctx.me)
     return {"message": out.message, "delivered": out.delivered, "held": held_mail.summary(out.held)}
 
 
 @router.post("/{qid}/reject")
-def reject(qid: int, ctx: Ctx) -> dict[str, Any]:
+def reject(qid: Id, ctx: Ctx) -> dict[str, Any]:
     """Refuse the message; the sender is sent a notice naming the clause."""
     out = held_mail.reject(ctx.engine, ctx.pack, qid, ctx.me)
     return {"message": out.message, "held": held_mail.summary(out.held)}

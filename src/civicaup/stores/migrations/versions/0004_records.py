@@ -21,7 +21,8 @@ FTS5_TOKENIZE = "porter unicode61 remove_diacritics 2"
 def upgrade() -> None:
     op.create_table(
         "archive_messages",
-        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        # SQLite: INTEGER PRIMARY KEY makes the date-ordered id the rowid itself (no second index)
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=False),
         sa.Column("policy", sa.String(64), nullable=False),
         sa.Column("sha256", sa.String(64), nullable=False),
         sa.Column("message_id", sa.String(998), nullable=False),
@@ -43,7 +44,6 @@ def upgrade() -> None:
         sa.Column("imported_at", sa.DateTime(timezone=True), nullable=False),
         sa.UniqueConstraint("policy", "sha256", name="uq_archive_policy_sha256"),
     )
-    op.create_index("ix_archive_series", "archive_messages", ["policy", "series", "id"])
     op.create_table(
         "archive_addresses",
         sa.Column("message", sa.BigInteger, sa.ForeignKey("archive_messages.id", ondelete="CASCADE"), nullable=False),
@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("address", sa.String(320), nullable=False),
         sa.Column("domain", sa.String(255), nullable=False),
         sa.PrimaryKeyConstraint("message", "kind", "address", name="pk_archive_addresses"),
+        sqlite_with_rowid=False,
     )
     op.create_index("ix_archive_addresses_address", "archive_addresses", ["address", "message", "kind"])
     op.create_index("ix_archive_addresses_domain", "archive_addresses", ["domain", "message", "kind"])
@@ -60,6 +61,7 @@ def upgrade() -> None:
         sa.Column("position", sa.Integer, nullable=False),
         sa.Column("name", sa.String(255), nullable=False),
         sa.PrimaryKeyConstraint("message", "position", name="pk_archive_attachments"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "records_holds",
@@ -122,7 +124,7 @@ def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
         op.execute("CREATE VIRTUAL TABLE archive_fts USING fts5(subject, body, content='', "
-                   f"tokenize='{FTS5_TOKENIZE}', prefix='3')")
+                   f"tokenize='{FTS5_TOKENIZE}')")
     elif dialect == "postgresql":
         op.execute("CREATE TABLE archive_fts (id BIGINT PRIMARY KEY REFERENCES archive_messages(id) "
                    "ON DELETE CASCADE, tsv TSVECTOR NOT NULL)")
