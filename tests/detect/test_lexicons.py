@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from civicaup.detect import data
+from civicaup.detect import data, scan_all
 
 from .helpers import categories, hits, tags
 
@@ -117,8 +117,10 @@ def test_policy_and_health_wording_is_not_sexual(text: str) -> None:
     ],
 )
 def test_a_slur_is_harassment_tagged_with_the_class_it_targets(text: str, klass: str) -> None:
-    found = hits(text, "harassment")
+    found = [h for h in scan_all(text) if h.category == "harassment"]
     assert found and f"protected:{klass}" in found[0].tags and "slur" in found[0].tags
+    # by default a weak slur the classifier does not confirm (a casual insult) counts as profanity instead
+    assert categories(text) & {"harassment", "profanity"}
 
 
 def test_acronyms_and_names_that_spell_slurs_do_not_fire() -> None:

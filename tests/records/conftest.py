@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tarfile
@@ -62,27 +63,28 @@ def pg_server() -> Iterator[str]:
     initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
     if not (initdb and postgres):
         pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
-    as_user: list[str] = []
+    as_user: dict[str, object] = {}
     root = os.geteuid() == 0
-    if root:
+    if root:  # PostgreSQL refuses to run as root: run it as the postgres user (its own PID, no wrapper)
         try:
             import pwd
 
             pw = pwd.getpwnam("postgres")
         except KeyError:
             pytest.skip("running as root and there is no postgres user to run PostgreSQL as")
-        as_user = ["runuser", "-u", "postgres", "--"]
+        as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "cwd": "/"}
     base = Path(tempfile.mkdtemp(prefix="civicaup-pg-"))
     if root:
         os.chown(base, pw.pw_uid, pw.pw_gid)
     data = base / "data"
-    subprocess.run([*as_user, initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                    "--no-locale"], check=True, capture_output=True, timeout=120)
+    subprocess.run([initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"],
+                   check=True, capture_output=True, timeout=120, **as_user)  # type: ignore[arg-type]
     port = _free_port()
     log = open(base / "server.log", "wb")
-    proc = subprocess.Popen([*as_user, postgres, "-D", str(data), "-k", str(base), "-h", "127.0.0.1",
+    proc = subprocess.Popen([postgres, "-D", str(data), "-k", str(base), "-h", "127.0.0.1",
                              "-p", str(port), "-c", "fsync=off", "-c", "synchronous_commit=off",
-                             "-c", "full_page_writes=off"], stdout=log, stderr=subprocess.STDOUT)
+                             "-c", "full_page_writes=off"], stdout=log, stderr=subprocess.STDOUT,
+                            **as_user)  # type: ignore[arg-type]
     import psycopg
 
     deadline = time.monotonic() + 60
@@ -98,11 +100,12 @@ def pg_server() -> Iterator[str]:
     try:
         yield f"127.0.0.1:{port}"
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)  # fast shutdown: disconnects clients, stops by the postmaster's PID
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=10)
         log.close()
         shutil.rmtree(base, ignore_errors=True)
 

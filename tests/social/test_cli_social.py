@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from civicaup.interfaces.cli.app import main
-from civicaup.stores.db import open_store
 
 from .test_platforms import FB_FEED
 
@@ -32,7 +31,6 @@ def civicaup(*args: str, stdin: str | None = None, home: Path) -> subprocess.Com
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CIVICAUP_HOME", str(tmp_path / "home"))
-    open_store.cache_clear()  # open_store() caches the default store by argument, not by $CIVICAUP_HOME
 
     def _run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["civicaup", *args])

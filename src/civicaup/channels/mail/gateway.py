@@ -68,8 +68,13 @@ def ascii_safe(text: str, limit: int = 200) -> str:
 
 def header_value(decision: Decision) -> str:
     """`<action>; <rule> (clause <c>), ...` for the findings that are not plain allow."""
-    parts = [f"{ascii_safe(f.rule, 64)} (clause {ascii_safe(f.clause, 60)})" for f in decision.findings[:10]]
-    return decision.action + ("; " + ", ".join(parts) if parts else "")
+    out = decision.action
+    for i, f in enumerate(decision.findings):
+        part = f"{ascii_safe(f.rule, 64)} (clause {ascii_safe(f.clause, 60)})"
+        if len(out) + len(part) > 900:  # one header line stays well under SMTP's 998
+            return out + ", ..."
+        out += ("; " if i == 0 else ", ") + part
+    return out
 
 
 def reject_reply(decision: Decision) -> str:

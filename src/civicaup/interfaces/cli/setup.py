@@ -48,7 +48,9 @@ def squid(policy: str = typer.Option(..., "--policy", help="pack id"),
         tmp.replace(target)
     except OSError as exc:
         raise InputError(f"cannot write the error page into {folder}: {exc.strerror or exc}") from None
-    env = {"CIVICAUP_HOME": os.environ["CIVICAUP_HOME"]} if os.environ.get("CIVICAUP_HOME") else None
+    # the helper runs as Squid's user, whose home is not ours: name the data directory explicitly
+    env = {"CIVICAUP_HOME": str(config.home().expanduser().absolute())}
     sys.stdout.write(blockpage.squid_conf_lines(pack, [_executable(), "squid-helper", "--policy", pack.id],
                                                 str(folder), env=env))
-    print(f"wrote {target}", file=sys.stderr)
+    print(f"wrote {target}; Squid's user must be able to read {env['CIVICAUP_HOME']}/categories.idx and write "
+          "the store there", file=sys.stderr)

@@ -1,0 +1,353 @@
+"""Getting messages into the archive: the journal hook (`add_message`, one message, synced to disk before
+its row is committed) and mailbox imports (`import_paths`: mbox, Maildir, .eml; read, hashed, stored and
+parsed in worker processes, inserted in batches of a few hundred per transaction). Either way the original
+bytes go to the content-addressed blob store first, then the row: a row never exists without its original.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import threading
+import time
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
+
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from civicaup.errors import InputError
+from civicaup.records import blobs
+from civicaup.records.extract import Extracted, extract
+from civicaup.records.keys import allocate, message_key
+from civicaup.records.schedules import Assigner, Person, schedule_for
+from civicaup.records.sources import Ref, check_paths, iter_refs
+from civicaup.stores.records_tables import archive_messages as M
+from civicaup.stores.tables import people
+
+BATCH = 500
+IN_FLIGHT = 4000  # messages read ahead of the database, so a huge mailbox never sits in memory whole
+
+
+# ---------------------------------------------------------------- preparing (in worker processes)
+
+class Prepared(NamedTuple):
+    """A parsed message, ready for the database but for its id (which needs the database)."""
+    source: str
+    sha256: str
+    size: int
+    message_id: str
+    date: datetime | None
+    date_source: str
+    from_addr: str
+    from_name: str
+    to: str
+    cc: str
+    subject: str
+    attachments: str
+    series: str
+    series_by: str
+    text_z: bytes | None
+    addresses: tuple[tuple[str, str, str], ...]  # (kind, address, reversed domain)
+    attachment_names: tuple[str, ...]  # lowercased
+    body: str
+    decision: dict[str, Any] | None = None  # from the mail path's journal header, when imported from it
+
+
+@dataclass(frozen=True)
+class Added:
+    id: int
+    sha256: str
+    duplicate: bool
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    duplicate: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"imported": self.imported, "duplicate": self.duplicate, "failed": self.failed,
+                "failures": [{"source": s, "reason": r} for s, r in self.failures[:100]],
+                "seconds": round(self.seconds, 3)}
+
+
+def assigner_for(engine: Engine, policy: str) -> Assigner:
+    from civicaup.policy.registry import get_pack
+
+    pack = get_pack(policy)
+    with engine.connect() as conn:
+        rows = conn.execute(select(people.c.email, people.c.department, people.c.roles)
+                            .where(people.c.policy == policy, people.c.active.is_(True))).all()
+    directory = {r.email: Person(r.department or "", tuple(r.roles or ())) for r in rows}
+    return Assigner(schedule_for(pack.pack.jurisdiction.state, policy), directory)
+
+
+def _rdomain(address: str) -> str:
+    """The domain with its labels reversed (org.kirkwoodmo.lists), so a domain filter finds subdomains."""
+    return ".".join(reversed(address.rpartition("@")[2].strip(".").split(".")))[:255]
+
+
+_PG_SEPARATORS = re.compile(r"[^\w\s]+|_+")
+
+
+def prepare(ex: Extracted, source: str, assigner: Assigner, keep_text: bool) -> Prepared:
+    parties = {ex.from_addr, *ex.to, *ex.cc, *ex.bcc} - {""}
+    series, by = assigner.assign(ex.from_addr, parties, ex.subject, list(ex.attachments))
+    addrs: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for kind, values in (("from", (ex.from_addr,)), ("to", ex.to), ("cc", ex.cc), ("bcc", ex.bcc)):
+        for a in values:
+            if a:
+                addrs.setdefault((kind, a), (kind, a, _rdomain(a)))
+    return Prepared(source[:1000], ex.sha256, ex.size, ex.message_id, ex.date, ex.date_source, ex.from_addr,
+                    ex.from_name, ", ".join(ex.to), ", ".join(ex.cc), ex.subject, "\n".join(ex.attachments),
+                    series, by,
+                    zlib.compress(f"{ex.subject}\x00{ex.body}".encode("utf-8"), 1) if keep_text else None,
+                    tuple(addrs.values()), tuple(n.lower()[:255] for n in ex.attachments),
+                    # PostgreSQL's parser keeps URLs, addresses and paths whole; split them as FTS5 does
+                    ex.body if keep_text else _PG_SEPARATORS.sub(" ", ex.body))
+
+
+_WORKER: dict[str, Any] = {}  # set before the worker pool forks: the assigner and whether to keep text
+
+
+JOURNAL_HEADER = b"X-Civicaup-Journal:"
+
+
+def strip_journal(raw: bytes) -> tuple[bytes, dict[str, Any] | None]:
+    """A message from the mail path's journal Maildir starts with one X-Civicaup-Journal header (base64 JSON
+    with the envelope and the Decision): archive the original bytes, keep the decision."""
+    if not raw.startswith(JOURNAL_HEADER):
+        return raw, None
+    lines = raw.split(b"\n")
+    n = 1
+    while n < len(lines) and lines[n][:1] in (b" ", b"\t"):
+        n += 1
+    value = b"".join(line.strip() for line in [lines[0][len(JOURNAL_HEADER):], *lines[1:n]])
+    try:
+        record = json.loads(base64.b64decode(value).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return raw, None
+    return b"\n".join(lines[n:]), record if isinstance(record, dict) else None
+
+
+def _prepare(item: Ref) -> tuple[Ref, str, Prepared | str]:
+    """In a worker: read, hash, store the original, parse, classify. Returns the prepared message, an error
+    sentence, or None when the original was already stored (most likely a duplicate: the database decides,
+    and parsing is skipped). Never raises."""
+    try:
+        raw = item.read()
+    except OSError as exc:
+        return item, "error", f"unreadable: {exc.strerror or exc}"
+    if isinstance(raw, str):
+        return item, "error", raw
+    try:
+        raw, journal = strip_journal(raw)
+        sha = hashlib.sha256(raw).hexdigest()
+        if blobs.exists(sha) and journal is None:
+            return item, "stored", sha
+        blobs.put(raw, sha)
+        p = _parse(raw, sha, item.source)
+        if journal is not None:
+            p = p._replace(decision=journal.get("decision"), source=f"journal {journal.get('queue_id') or ''}"
+                           .strip()[:1000])
+        return item, "ok", p
+    except Exception as exc:  # noqa: BLE001 - one bad message is counted, never fatal
+        return item, "error", f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _parse(raw: bytes, sha: str, source: str) -> Prepared:
+    return prepare(extract(raw, sha256=sha), source, _WORKER["assigner"], _WORKER["keep_text"])
+
+
+def _prepared(items: Iterable[Ref], jobs: int) -> Iterator[tuple[Ref, str, Prepared | str]]:
+    if jobs <= 1:
+        yield from map(_prepare, items)
+        return
+    gate = threading.BoundedSemaphore(IN_FLIGHT)
+
+    def gated() -> Iterator[Ref]:
+        for it in items:
+            gate.acquire()
+            yield it
+
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    with ctx.Pool(jobs) as pool:
+        for result in pool.imap(_prepare, gated(), chunksize=32):
+            gate.release()
+            yield result
+
+
+# ---------------------------------------------------------------- insertion
+
+def _ts(d: datetime, sqlite: bool) -> Any:
+    """SQLite keeps SQLAlchemy's DateTime text form (UTC); PostgreSQL takes the aware datetime."""
+    d = d.astimezone(timezone.utc)
+    return d.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else d
+
+
+_INSERT_MESSAGE = ("INSERT INTO archive_messages (id, policy, sha256, message_id, date, date_source, from_addr, "
+                   "from_name, to_addrs, cc_addrs, subject, attachments, size, source, decision_action, decision, "
+                   "series, series_by, text_z, imported_at) VALUES "
+                   "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, {json}, ?, ?, ?, ?)")
+_INSERT_ADDRESS = "INSERT INTO archive_addresses (message, kind, address, domain) VALUES (?, ?, ?, ?)"
+_INSERT_ATTACHMENT = "INSERT INTO archive_attachments (message, position, name) VALUES (?, ?, ?)"
+_INSERT_FTS_SQLITE = "INSERT INTO archive_fts(rowid, subject, body) VALUES (?, ?, ?)"
+_INSERT_FTS_PG = ("INSERT INTO archive_fts(id, tsv) VALUES (%s, setweight(to_tsvector('english', %s), 'A') || "
+                  "setweight(to_tsvector('english', %s), 'B'))")
+
+
+def _exec(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    if rows:
+        if conn.dialect.name != "sqlite":
+            sql = sql.replace("?", "%s")
+        conn.exec_driver_sql(sql, rows)
+
+
+def insert_batch(conn: Connection, policy: str, batch: list[Prepared], now: datetime | None = None,
+                 decisions: dict[str, dict[str, Any]] | None = None) -> list[Added]:
+    """Insert new messages (skipping ones this policy already holds) in the caller's transaction."""
+    now = now or datetime.now(timezone.utc)
+    sqlite = conn.dialect.name == "sqlite"
+    decisions = decisions or {}
+    shas = list(dict.fromkeys(p.sha256 for p in batch))
+    existing: dict[str, int] = {}
+    for start in range(0, len(shas), 900):
+        existing.update(conn.execute(select(M.c.sha256, M.c.id).where(
+            M.c.policy == policy, M.c.sha256.in_(shas[start:start + 900]))).all())
+    fresh: list[Prepared] = []
+    first: dict[str, int] = {}
+    for p in batch:
+        if p.sha256 not in existing and p.sha256 not in first:
+            first[p.sha256] = len(fresh)
+            fresh.append(p)
+    keys = allocate(conn, [message_key(p.date or now, p.sha256) for p in fresh])
+    msgs, addrs, atts, fts = [], [], [], []
+    imported = _ts(now, sqlite)
+    for p, key in zip(fresh, keys):
+        decision = decisions.get(p.sha256, p.decision)
+        msgs.append((key, policy, p.sha256, p.message_id, _ts(p.date or now, sqlite),
+                     p.date_source if p.date else "imported", p.from_addr, p.from_name, p.to, p.cc, p.subject,
+                     p.attachments, p.size, p.source, (decision or {}).get("action"),
+                     json.dumps(decision) if decision is not None else None, p.series, p.series_by, p.text_z,
+                     imported))
+        addrs.extend((key, kind, a, d) for kind, a, d in p.addresses)
+        atts.extend((key, i, n) for i, n in enumerate(p.attachment_names))
+        fts.append((key, p.subject if sqlite else _PG_SEPARATORS.sub(" ", p.subject), p.body))
+    _exec(conn, _INSERT_MESSAGE.format(json="?" if sqlite else "CAST(? AS json)"), msgs)
+    _exec(conn, _INSERT_ADDRESS, addrs)
+    _exec(conn, _INSERT_ATTACHMENT, atts)
+    if sqlite:
+        _exec(conn, _INSERT_FTS_SQLITE, fts)
+    elif fts:
+        conn.exec_driver_sql(_INSERT_FTS_PG, fts)  # already %s placeholders
+    out: list[Added] = []
+    seen: set[str] = set()
+    for p in batch:
+        if p.sha256 in existing:
+            out.append(Added(existing[p.sha256], p.sha256, True))
+        else:
+            out.append(Added(keys[first[p.sha256]], p.sha256, p.sha256 in seen))
+            seen.add(p.sha256)
+    return out
+
+
+def _store_batch(engine: Engine, policy: str, batch: list[Prepared], report: ImportReport, *,
+                 strict: bool = False, decisions: dict[str, dict[str, Any]] | None = None) -> list[Added]:
+    try:
+        with engine.begin() as conn:
+            added = insert_batch(conn, policy, batch, decisions=decisions)
+    except SQLAlchemyError as exc:
+        if strict:
+            raise
+        if len(batch) == 1:
+            report.failed += 1
+            report.failures.append((batch[0].source, f"database: {str(getattr(exc, 'orig', exc))[:200]}"))
+            return []
+        # one bad message (or a concurrent importer) must not lose the batch: go one by one
+        return [a for p in batch for a in _store_batch(engine, policy, [p], report)]
+    for a in added:
+        if a.duplicate:
+            report.duplicate += 1
+        else:
+            report.imported += 1
+    return added
+
+
+# ---------------------------------------------------------------- the two ways in
+
+def add_message(engine: Engine, raw: bytes, *, policy: str, decision: dict[str, Any] | None,
+                source: str) -> Added:
+    """Archive one message from the mail path (journal hook). Idempotent: the same bytes again are a
+    duplicate, and a decision arriving for a message archived without one is recorded."""
+    if not isinstance(raw, (bytes, bytearray)) or not raw:
+        raise InputError("archive: a message must be non-empty bytes")
+    raw = bytes(raw)
+    sha = blobs.put(raw, durable=True)
+    p = prepare(extract(raw, sha256=sha), source, assigner_for(engine, policy), engine.dialect.name == "sqlite")
+    decisions = {sha: decision} if decision is not None else None
+    added = _store_batch(engine, policy, [p], ImportReport(), strict=True, decisions=decisions)[0]
+    if added.duplicate and decision is not None:
+        with engine.begin() as conn:
+            conn.execute(update(M).where(M.c.id == added.id, M.c.decision.is_(None))
+                         .values(decision=decision, decision_action=decision.get("action")))
+    return added
+
+
+def import_items(engine: Engine, items: Iterable[Ref], *, policy: str, jobs: int | None = None,
+                 progress: Callable[[ImportReport], None] | None = None) -> ImportReport:
+    report, start = ImportReport(), time.perf_counter()
+    _WORKER.update(assigner=assigner_for(engine, policy), keep_text=engine.dialect.name == "sqlite")
+    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    batch: list[Prepared] = []
+    stored: list[tuple[Ref, str]] = []  # originals already in the blob store: duplicates, unless not ours
+
+    def flush() -> None:
+        nonlocal batch, stored
+        if stored:
+            shas = [sha for _, sha in stored]
+            with engine.connect() as conn:
+                have = set(conn.scalars(select(M.c.sha256).where(M.c.policy == policy, M.c.sha256.in_(shas))))
+            for ref, sha in stored:
+                if sha in have:
+                    report.duplicate += 1
+                    continue
+                raw = ref.read()  # stored for another policy, or left by an interrupted import: parse here
+                if isinstance(raw, bytes):
+                    batch.append(_parse(raw, sha, ref.source))
+            stored = []
+        if batch:
+            _store_batch(engine, policy, batch, report)
+            batch = []
+        if progress:
+            progress(report)
+
+    for ref, kind, result in _prepared(items, jobs):
+        if kind == "ok":
+            batch.append(result)  # type: ignore[arg-type]
+        elif kind == "stored":
+            stored.append((ref, result))  # type: ignore[arg-type]
+        else:
+            report.failed += 1
+            report.failures.append((ref.source, str(result)))
+        if len(batch) + len(stored) >= BATCH:
+            flush()
+    flush()
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def import_paths(engine: Engine, paths: list[Path], *, policy: str, jobs: int | None = None,
+                 progress: Callable[[ImportReport], None] | None = None) -> ImportReport:
+    """Import mbox files, Maildirs, .eml files or folders of them."""
+    check_paths(paths)
+    return import_items(engine, iter_refs(paths), policy=policy, jobs=jobs, progress=progress)
