@@ -55,6 +55,10 @@ def test_features_are_deterministic_and_blocks_add_up() -> None:
                     for p in (grams.char_parts, grams.word_parts))
     assert np.allclose(total, per_block, rtol=1e-4)
     assert int(grams.char_count.sum()) == len(chars) and int(grams.word_count.sum()) == len(words)
+    one = features.Grams(text, block=10**9)
+    fast_chars, fast_words = features.single_slots(text)
+    assert np.array_equal(one.slots()[0], fast_chars) and np.array_equal(one.slots()[1], fast_words)
+    assert np.allclose(features.scores(table, np.zeros(2), one)[0], features.score_single(table, np.zeros(2), text))
 
 
 def test_inference_needs_numpy_only() -> None:

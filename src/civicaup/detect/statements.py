@@ -19,6 +19,7 @@ _BODY = (
     r"(?:the |our )?(?:city|town|county|village|department|council|municipality|borough)"
     r"(?: of(?: [a-z]+){1,3}?)?"
 )
+_BODY_WORD = re.compile(r"\b(?:city|town|county|village|department|council|municipality|borough)")
 _OPINION = (
     r"(?:i|we) (?:personally )?(?:believe|think|feel|say|want to say|am convinced|are convinced"
     r"|support|oppose|endorse|condemn|am proud to endorse|urge)"
@@ -105,8 +106,11 @@ class OfficialStatementDetector:
         s = norm.text
         hits: list[Hit] = []
         for t in triggers:
+            lo, hi = max(0, t.start - 80), min(len(s), t.end + 80)
+            if _BODY_WORD.search(s, lo, hi) is None:  # every pattern names the city (or a like body)
+                continue
             for pattern, conf, tag in _PATTERNS:
-                for m in pattern.finditer(s, max(0, t.start - 80), min(len(s), t.end + 80)):
+                for m in pattern.finditer(s, lo, hi):
                     if m.end() < t.start or t.end < m.start():
                         continue
                     if s[max(0, m.start() - 5) : m.start()].endswith(("not ", "n't ")):

@@ -14,13 +14,27 @@ BUILTIN = Path(__file__).parent / "packs"
 
 def pack_dirs() -> dict[str, Path]:
     """Pack id -> its folder; a city's own folder overrides a shipped one of the same id."""
+    roots = (BUILTIN, home() / "packs")
+    return dict(_scan(roots, tuple(_mtime(r) for r in roots)))
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return -1.0
+
+
+@lru_cache(maxsize=8)
+def _scan(roots: tuple[Path, ...], _mtimes: tuple[float, ...]) -> tuple[tuple[str, Path], ...]:
+    """The folders holding a pack.yaml, rescanned only when a root folder changes."""
     found: dict[str, Path] = {}
-    for root in (BUILTIN, home() / "packs"):
+    for root in roots:
         if root.is_dir():
             for d in sorted(root.iterdir()):
                 if (d / "pack.yaml").is_file():
                     found[d.name] = d
-    return found
+    return tuple(found.items())
 
 
 def pack_ids() -> list[str]:

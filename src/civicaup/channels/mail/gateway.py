@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from civicaup.channels.mail.journal import Journal, NullJournal
-from civicaup.channels.mail.spool import Spool, parse_file, parse_spooled
+from civicaup.channels.mail.spool import Spool, parse_file
 from civicaup.engine.decision import Decision
 from civicaup.engine.evaluate import evaluate
 from civicaup.engine.event import Actor, MailEvent
