@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:
     sys.path.insert(0, str(ROOT / "src"))
 
-from civicaup.detect import DETECTORS, Hit, davidson, scan_all, scan_text, select, warm_up  # noqa: E402
+from civicaup.detect import DETECTORS, davidson, scan_all, scan_text, select, warm_up  # noqa: E402
 from civicaup.detect.pii_checks import aba_ok, card_brand, luhn_ok, ssn_ok  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["Hit", "main", "run"]
+__all__ = ["main", "report", "run"]
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -89,11 +89,16 @@ def test_strong_slurs_and_patterns_are_kept_whatever_the_classifier_says() -> No
 
 
 def test_a_protected_group_in_a_hateful_text_is_harassment_only_with_the_classifier() -> None:
-    text = "those muslims ruin every neighborhood they move into"
+    text = "those muslims ruin every damn neighborhood they move into"
     hits = _refine(text, 0.9, 0.9, ALWAYS)
     found = [h for h in hits if h.category == "harassment" and h.detector == classifier.NAME]
     assert found and "protected:religion" in found[0].tags
     assert not [h for h in _refine(text, 0.9, 0.05, {"weak_slur": 0.5, "group": 0.5}) if h.category == "harassment"]
+
+
+def test_a_protected_group_without_a_rude_word_nearby_is_not_harassment() -> None:
+    text = "most regular attendants are women, and women run most of the committees"
+    assert not [h for h in _refine(text, 0.9, 0.99, ALWAYS) if h.category == "harassment"]
 
 
 def test_without_a_protected_class_the_classifier_adds_no_harassment() -> None:
@@ -120,3 +125,31 @@ def test_long_texts_are_read_in_windows_around_the_words() -> None:
     classifier.OFFENSIVE_CLASSIFIER.refine(text, norm, scan_all(text, refine=False), protected_groups(norm),
                                            probabilities=spy, thresholds=ALWAYS)
     assert len(seen) == 1 and "muslims" in seen[0] and len(seen[0]) <= 2 * classifier.WINDOW + 1
+
+
+def test_check_posts_loads_the_model_once_for_the_whole_batch(tmp_path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+
+    from civicaup.interfaces.cli.app import main
+
+    loads: list[int] = []
+    real = classifier._from_npz
+
+    def counting(npz):  # type: ignore[no-untyped-def]
+        loads.append(1)
+        return real(npz)
+
+    monkeypatch.setattr(classifier, "_from_npz", counting)
+    monkeypatch.setattr(classifier, "_MODEL", [])
+    monkeypatch.setenv("CIVICAUP_HOME", str(tmp_path))
+    lines = [json.dumps({"id": i, "text": t}) for i, t in enumerate(
+        ["lol my nigga thats funny", "those muslims ruin every damn neighborhood", "Loved the festival!"] * 5)]
+    monkeypatch.setattr(sys, "argv", ["civicaup", "check", "posts", "-", "--policy", "west-des-moines-ia"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(lines) + "\n"))
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code in (0, None)
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [o["id"] for o in out] == list(range(15))
+    assert loads == [1]

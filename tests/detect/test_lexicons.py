@@ -8,7 +8,7 @@ import pytest
 
 from civicaup.detect import data, scan_all
 
-from .helpers import categories, hits, tags
+from .helpers import categories, tags
 
 DATA = Path(data.__file__).parent / "data"
 

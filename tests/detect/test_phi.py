@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import categories, tags
+from .helpers import categories, hits, tags
 
 
 @pytest.mark.parametrize(
@@ -38,3 +38,9 @@ def test_health_information_about_a_person_fires(text: str, tag: str) -> None:
 )
 def test_medical_words_without_a_person_or_generic_health_text_do_not_fire(text: str) -> None:
     assert "phi" not in categories(text)
+
+
+def test_a_medical_term_next_to_a_full_name_is_phi_with_lower_confidence() -> None:
+    found = hits("Robert Hanley was treated for a heart attack", "phi")
+    assert found and "phi:named-person" in found[0].tags and found[0].confidence < 0.7
+    assert not hits("The American Cancer Society walk is on Saturday", "phi")

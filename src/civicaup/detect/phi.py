@@ -64,10 +64,9 @@ class PhiDetector:
                     tags = {t for t in med.tags if t.startswith("phi:")} | {"phi:named-person"}
                     spans.append((min(med.start, named[0]), max(med.end, named[1]), 0.6, tags))
                 continue
-            if partner is not None:
-                conf = 0.85 if "role:record" in partner.tags else med.confidence
-                tags = {t for t in med.tags if t.startswith("phi:")}
-                spans.append((min(med.start, partner.start), max(med.end, partner.end), conf, tags))
+            conf = 0.85 if "role:record" in partner.tags else med.confidence
+            tags = {t for t in med.tags if t.startswith("phi:")}
+            spans.append((min(med.start, partner.start), max(med.end, partner.end), conf, tags))
         return hits_from_spans(norm, self.name, "phi", spans)
 
 

@@ -6,6 +6,7 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 from sqlalchemy import Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -42,15 +43,22 @@ def parse_csv(text: str, pack: CompiledPack, source: str = "CSV") -> list[Person
     if missing:
         raise InputError(f"{source}: missing column(s) {', '.join(missing)} (need email,name,department,title[,roles])")
     reader.fieldnames = header
+    return people_from_rows(((f"{source}:{n}", row) for n, row in enumerate(reader, 2)), pack)
+
+
+def people_from_rows(rows: Iterable[tuple[str, Mapping[str, Any]]], pack: CompiledPack) -> list[Person]:
+    """(where, {email,name,department,title[,roles]}) pairs -> people, titles mapped to roles by the pack.
+
+    The one mapping for every source (CSV rows, LDAP entries); `where` prefixes error messages."""
     out: dict[str, Person] = {}
-    for n, row in enumerate(reader, 2):
+    for where, row in rows:
         email = (row.get("email") or "").strip().lower()
         if "@" not in email or " " in email:
-            raise InputError(f"{source}:{n}: {email!r} is not an e-mail address")
+            raise InputError(f"{where}: {email!r} is not an e-mail address")
         extra = [r.strip().lower() for r in (row.get("roles") or "").split(";") if r.strip()]
         bad = [r for r in extra if r not in ROLES]
         if bad:
-            raise InputError(f"{source}:{n}: unknown role {bad[0]!r}")
+            raise InputError(f"{where}: unknown role {bad[0]!r}")
         title = (row.get("title") or "").strip()
         roles = sorted(pack.roles_for_title(title) | set(extra))
         out[email] = Person(email, (row.get("name") or "").strip(), (row.get("department") or "").strip(), title,
@@ -64,7 +72,11 @@ def import_people(engine: Engine, pack: CompiledPack, path: Path, *, leavers: bo
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
-    persons = parse_csv(text, pack, str(path))
+    return upsert_people(engine, pack, parse_csv(text, pack, str(path)), leavers=leavers)
+
+
+def upsert_people(engine: Engine, pack: CompiledPack, persons: list[Person], *, leavers: bool = False) -> ImportReport:
+    """Upsert these people (active); with `leavers`, anyone of this policy not among them loses access at once."""
     now = datetime.now(timezone.utc)
     dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
     with engine.begin() as conn:

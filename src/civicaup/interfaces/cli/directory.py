@@ -1,4 +1,4 @@
-"""`civicaup directory import|list`: people, departments, titles and roles."""
+"""`civicaup directory import|import-ldap|list`: people, departments, titles and roles."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +11,7 @@ from civicaup.policy.registry import get_pack
 from civicaup.stores import audit
 from civicaup.stores.db import open_store
 from civicaup.stores.directory import import_people, list_people
+from civicaup.stores.ldap_directory import import_ldap
 
 app = typer.Typer(no_args_is_help=True, help="The directory: people with their department, title and roles.")
 
@@ -26,6 +27,31 @@ def import_(file: Path = typer.Argument(..., metavar="FILE.csv", help="email,nam
     audit.append(engine, actor="cli", action="directory-import", subject=str(file), policy=policy,
                  detail={"imported": report.imported, "deactivated": report.deactivated})
     print(f"imported {report.imported} people into {policy}" +
+          (f"; {report.deactivated} leavers lost access" if leavers else ""))
+
+
+@app.command("import-ldap")
+def import_ldap_(policy: str = typer.Option(..., "--policy"),
+                 url: str = typer.Option(..., "--url", help="ldap://HOST[:PORT] or ldaps://HOST[:PORT]"),
+                 base_dn: str = typer.Option(..., "--base-dn", help="where to search, e.g. dc=kycity,dc=gov"),
+                 bind_dn: Optional[str] = typer.Option(None, "--bind-dn", help="bind as this DN (else anonymous)"),
+                 password_env: Optional[str] = typer.Option(
+                     None, "--password-env", metavar="VAR", help="environment variable holding the bind password"),
+                 filter_: str = typer.Option("(objectClass=person)", "--filter", help="LDAP search filter"),
+                 leavers: bool = typer.Option(False, "--leavers",
+                                              help="disabled accounts and anyone not found lose access now")) -> None:
+    """Import people from LDAP / Active Directory (mail, displayName|cn, department|ou, title)."""
+    pack = get_pack(policy)
+    engine = open_store()
+    report = import_ldap(engine, pack, url, base_dn, bind_dn=bind_dn, password_env=password_env, filter=filter_,
+                         leavers=leavers)
+    audit.append(engine, actor="cli", action="directory-import-ldap", subject=f"{url} {base_dn}", policy=policy,
+                 detail={"imported": report.imported, "deactivated": report.deactivated,
+                         "disabled": report.disabled, "without_mail": report.without_mail,
+                         "filter": filter_, "bind_dn": bind_dn or "", "leavers": leavers})
+    print(f"imported {report.imported} people into {policy} from {url}" +
+          (f"; {report.disabled} disabled accounts skipped" if report.disabled else "") +
+          (f"; {report.without_mail} entries without mail skipped" if report.without_mail else "") +
           (f"; {report.deactivated} leavers lost access" if leavers else ""))
 
 

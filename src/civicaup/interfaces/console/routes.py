@@ -23,6 +23,8 @@ from civicaup.governance.people import actor_of
 from civicaup.interfaces.api.deps import ADMIN, OVERSIGHT, Context, Id, engine_of, principal_from
 from civicaup.interfaces.console.chart import stacked
 from civicaup.policy.registry import get_pack
+from civicaup.social import moderation
+from civicaup.social.accounts import Account, list_accounts
 
 COOKIE = "civicaup_token"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -242,6 +244,49 @@ def chart(request: Request, by: str = "category") -> HTMLResponse:
         data = stats.by_day(ctx.engine, ctx.pack, key=key, department=ctx.me.department)
         scope = ctx.me.department
     return page(request, ctx, "chart.html", {"by": key, "data": data, "chart": stacked(data), "scope": scope})
+
+
+# ---------------------------------------------------------------- social media moderation
+
+def _moderator(request: Request) -> tuple[Context, dict[str, Account]]:
+    """The signed-in person and the city's accounts, if moderation.py lets them moderate any of them."""
+    ctx = _ctx(request)
+    accounts = {a.key: a for a in list_accounts(ctx.engine, ctx.pack.id, include_inactive=True)}
+    if not any(moderation.may_moderate(ctx.engine, ctx.pack, a, ctx.me.email) for a in [None, *accounts.values()]):
+        raise ForbiddenError(f"{ctx.me.email} may not moderate the {ctx.pack.pack.city.name} social media accounts "
+                             "(their moderators, Department Directors and department heads, communications staff "
+                             "and the City Manager may)")
+    return ctx, accounts
+
+
+@router.get("/social")
+def social_queue(request: Request) -> HTMLResponse:
+    """Flagged posts and comments of the accounts this person moderates, each suggestion with its clause;
+    keep / remove / warn as plain forms (access keys k, r, w on the first item)."""
+    ctx, accounts = _moderator(request)
+    items = [i | {"can_warn": i["kind"] in moderation.PUBLIC_KINDS}
+             for i in moderation.queue(ctx.engine, ctx.pack.id)
+             if moderation.may_moderate(ctx.engine, ctx.pack, accounts.get(i["account"]), ctx.me.email)]
+    return page(request, ctx, "social.html", {"items": items, "actions": moderation.ACTIONS})
+
+
+@router.post("/social/{item_id}/{action}")
+def social_moderate(request: Request, item_id: str, action: str, csrf: str = Form("")) -> Response:
+    _check_csrf(request, csrf)
+    ctx, _ = _moderator(request)
+    if action not in moderation.ACTIONS:
+        raise ForbiddenError("unknown action")
+    out = moderation.moderate(ctx.engine, ctx.pack, item_id, action, ctx.me.email)
+    return back("/console/social", f"{out.item_id} on {out.account}: {action} recorded; the item is "
+                                   f"{'taken down' if out.moderation['action'] == 'remove' else 'up'}, "
+                                   f"its author {out.moderation['author']}")
+
+
+@router.get("/social/removals")
+def social_removals(request: Request) -> HTMLResponse:
+    """The public record of removed content, with the reason and the clause (WDM Prohibited Content ¶10)."""
+    ctx = _ctx(request)
+    return page(request, ctx, "removals.html", {"removals": moderation.removals(ctx.engine, ctx.pack.id)})
 
 
 # ---------------------------------------------------------------- errors
