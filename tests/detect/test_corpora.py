@@ -100,7 +100,7 @@ def test_spamassassin_ham_false_positives_and_throughput(ham: list[tuple[str, st
     for category in ("pii", "phi", "solicitation", "harassment"):
         print(f"ham: {category:12s} fires on {fired[category]:4d} of {len(ham)} ({fired[category] / len(ham):.2%})")
     print("ham: all categories", dict(sorted(fired.items())))
-    assert fired["pii"] < 0.005 * len(ham)  # "well under 2 %" (Presidio: 1,586 of 4,150)
+    assert fired["pii"] == 0  # issue 4: no false positive (Presidio: 1,586 of 4,150)
     assert fired["phi"] < 0.02 * len(ham)
     assert fired["solicitation"] < 0.02 * len(ham)
     assert fired["harassment"] < 0.02 * len(ham)
