@@ -35,6 +35,8 @@ _ASCII = str.maketrans({"-": " ", "\t": " ", "\n": " ", "\r": " ", "\v": " ", "\
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _SPACES = re.compile(r"  +")
 _LETTERS = re.compile(r"[a-z]*")
+_RUN3 = re.compile(r"([a-z])\1\1")
+_NUMPY_FROM = 2000
 Edit = tuple[int, int, str, tuple[int, ...]]  # start, end, replacement, source index of each new char
 
 
@@ -216,11 +218,14 @@ def _stretched_edits(s: str, found: dict[int, Edit]) -> None:
     letters are found with numpy, then each token around one is squeezed."""
     if len(s) < 3:
         return
-    b = np.frombuffer(s.encode("ascii", "replace"), dtype=np.uint8)  # one byte per character
-    mid = b[1:-1]
-    runs = np.flatnonzero((b[:-2] == mid) & (mid == b[2:]) & (mid >= 97) & (mid <= 122))
+    if len(s) < _NUMPY_FROM:  # short texts: a regex is cheaper than numpy's per-call cost
+        found_runs: list[int] = [m.start() for m in _RUN3.finditer(s)]
+    else:
+        b = np.frombuffer(s.encode("ascii", "replace"), dtype=np.uint8)  # one byte per character
+        mid = b[1:-1]
+        found_runs = np.flatnonzero((b[:-2] == mid) & (mid == b[2:]) & (mid >= 97) & (mid <= 122)).tolist()
     reach = -1
-    for i in runs.tolist():
+    for i in found_runs:
         if i < reach:
             continue
         start = i

@@ -24,7 +24,7 @@ from civicaup.records.archive import Record, date_key, records_by_id
 
 _ITEM = re.compile(r'(-?)"([^"]*)"(\*?)|(\S+)')
 _TOKEN = re.compile(r"[^\W_]+")
-DRIVE_BY_ADDRESS_BELOW = 20_000  # an address filter with fewer messages than this drives the search
+DRIVE_BY_ADDRESS_BELOW = 5_000  # an address filter with fewer messages than this drives the search
 _ATT_LIKE = "t.name LIKE :att ESCAPE '\\'"
 _TSQUERY = "f.tsv @@ to_tsquery('english', :q)"
 _POLICY_NO_INDEX = "+m.policy = :policy"  # SQLite: '+' keeps the planner off the (policy, sha256) index
