@@ -34,7 +34,7 @@ def skeleton(text: str) -> list[dict[str, object]]:
         for sentence in _SPLIT.split(line.strip()):
             if not clauses or clauses[-1]["ref"] != ref:
                 clauses.append({"ref": ref, "sentences": []})
-            clauses[-1]["sentences"].append({"text": sentence, "status": "informs", "why": "TODO"})  # type: ignore[union-attr]
+            clauses[-1]["sentences"].append({"text": sentence, "status": "informs", "why": "to write: why software only informs, carries it out as workflow, or cannot act"})  # type: ignore[union-attr]
     return clauses
 
 
