@@ -1,7 +1,8 @@
 """Batched writes to the hash-chained audit log, for adapters that decide thousands of times a second.
 
-:func:`append_many` writes a list of entries at the head of the chain in one transaction (the same
-hashing as :func:`civicaup.stores.audit.append`, so ``audit verify`` checks them like any other entry).
+:func:`append_many` writes a list of entries at the head of the chain in one transaction (it lives in
+:mod:`civicaup.stores.audit`, which :func:`~civicaup.stores.audit.append` also uses, so ``audit verify`` checks
+them like any other entry).
 :class:`AuditWriter` is a background thread with a queue: adapters ``put`` entries (a deque append, no
 I/O) and the thread writes them every ``interval`` seconds or every ``batch`` entries. ``close()`` writes
 whatever is queued before it returns; entries that cannot be written (store down) are kept and retried,
@@ -18,75 +19,16 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
 from civicaup.config import home
-from civicaup.stores.audit import GENESIS, _write_checkpoint, entry_hash
-from civicaup.stores.tables import audit
+from civicaup.stores.audit import Pending, append_many
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """One entry to write; ``at`` is an aware time (stored as UTC)."""
-
-    at: datetime
-    actor: str
-    action: str
-    subject: str
-    policy: str
-    detail: dict[str, Any]
-
-
-def append_many(engine: Engine, items: Iterable[Pending]) -> int:
-    """Write *items* in order at the head of the chain, in one transaction; returns how many were written."""
-    prepared = [(it.at.astimezone(timezone.utc), it.actor[:320], it.action[:64], it.subject[:500], it.policy[:64],
-                 json.dumps(it.detail, sort_keys=True, ensure_ascii=False, separators=(",", ":")))
-                for it in items]
-    if not prepared:
-        return 0
-    for _ in range(50):
-        try:
-            with engine.begin() as conn:
-                last = conn.execute(select(audit.c.id, audit.c.hash).order_by(audit.c.id.desc()).limit(1)).first()
-                seq = last.id if last else 0
-                prev = last.hash if last else GENESIS
-                rows = []
-                for at, actor, action, subject, policy, text in prepared:
-                    seq += 1
-                    h = entry_hash(seq, at, actor, action, subject, policy, text, prev)
-                    rows.append((seq, at, actor, action, subject, policy, text, prev, h))
-                    prev = h
-                _insert_rows(conn, rows)
-        except IntegrityError:
-            continue  # another writer took the head of the chain: hash again from the new head
-        _write_checkpoint(seq, prev)
-        return len(rows)
-    raise RuntimeError("audit log: too many concurrent writers")
-
-
-_COLUMNS = ("id", "at", "actor", "action", "subject", "policy", "detail", "prev_hash", "hash")
-
-
-def _insert_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
-    """Insert audit rows. On SQLite, straight through the driver (the time bound exactly as SQLAlchemy's own
-    DateTime type would bind it), which is several times cheaper per row; elsewhere through SQLAlchemy."""
-    dialect = conn.dialect
-    if dialect.name == "sqlite":
-        bind = audit.c.at.type.dialect_impl(dialect).bind_processor(dialect)
-        if bind is not None:
-            rows = [(r[0], bind(r[1]), *r[2:]) for r in rows]
-        conn.exec_driver_sql(f"INSERT INTO audit ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                             rows)
-        return
-    conn.execute(insert(audit), [dict(zip(_COLUMNS, r)) for r in rows])
 
 
 class AuditWriter:
@@ -183,7 +125,8 @@ class AuditWriter:
                 self._engine = self._engine_factory()
             while self._unwritten:
                 chunk = self._unwritten[:self.batch]
-                self.written += append_many(self._engine, chunk)
+                append_many(self._engine, chunk)
+                self.written += len(chunk)
                 del self._unwritten[:len(chunk)]
             self._failed_since = None
         except Exception as exc:  # noqa: BLE001 - the store is down or refused: keep the entries, retry later

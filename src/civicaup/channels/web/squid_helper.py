@@ -563,7 +563,7 @@ class Helper:
 
     def _install(self, state: State) -> None:
         if state.index is not None:
-            web_checks._index[:] = [state.index]  # the engine's web check reads the same index
+            web_checks.use_index(state.index)  # the engine's web check reads the same index
         self.state = state
         self.load_error = ""
         self.stats.reloads += 1

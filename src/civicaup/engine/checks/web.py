@@ -21,6 +21,11 @@ def index() -> CategoryIndex:
     return _index[0]
 
 
+def use_index(idx: CategoryIndex) -> None:
+    """Make this process's checks read `idx` (a long-running adapter swapping in a rebuilt index)."""
+    _index[:] = [idx]
+
+
 def signals(event: Event, pack: CompiledPack) -> list[Signal]:
     assert isinstance(event, WebEvent) and event.url is not None
     remap = pack.pack.category_map
