@@ -1,11 +1,12 @@
-"""Where state lives: the data directory `$CIVICAUP_HOME` (default ~/.local/share/civicaup)."""
+"""Where state lives: the data directory (`data_dir` in civicaup.toml, `$CIVICAUP_HOME`; default
+~/.local/share/civicaup). The rest of the configuration is in `civicaup.settings`."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 
 def home() -> Path:
     """The data directory; created on first use by whoever writes to it."""
-    env = os.environ.get("CIVICAUP_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".local" / "share" / "civicaup"
+    from civicaup import settings
+
+    return settings.load().home

@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from civicaup import settings
 from civicaup.config import home
 from civicaup.errors import UnknownPolicyError
 from civicaup.policy.compile import CompiledPack, compile_pack
@@ -51,5 +52,9 @@ def get_pack(pack_id: str) -> CompiledPack:
     dirs = pack_dirs()
     if pack_id not in dirs:
         raise UnknownPolicyError(f"unknown policy {pack_id!r} (known: {', '.join(sorted(dirs)) or 'none'})")
+    enabled = settings.load().packs
+    if enabled and pack_id not in enabled:
+        raise UnknownPolicyError(f"policy {pack_id!r} is not enabled in the configuration "
+                                 f"(packs = {', '.join(enabled)})")
     path = dirs[pack_id]
     return _compiled(path, (path / "pack.yaml").stat().st_mtime)

@@ -1,7 +1,6 @@
 """The store: SQLite in $CIVICAUP_HOME by default, PostgreSQL by URL; migrated to head on open."""
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,13 +20,19 @@ class StoreError(CivicaupError):
 
 
 def database_url() -> str:
-    """`CIVICAUP_DB_URL` (e.g. postgresql+psycopg://...) or the SQLite file in the data directory."""
-    url = os.environ.get("CIVICAUP_DB_URL")
-    if url:
-        return url
+    """`store_url` from the configuration (`CIVICAUP_DB_URL`, e.g. postgresql+psycopg://...) or the SQLite
+    file in the data directory."""
+    from civicaup import settings
+
+    cfg = settings.load()
+    if cfg.store_url.get_secret_value():
+        return cfg.database_url()
     root = home()
-    root.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{root / 'civicaup.db'}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the data directory {root}: {exc.strerror or exc}") from None
+    return cfg.database_url()
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """Optional virus scan by a ClamAV daemon (Debian package ``clamav-daemon``), over its INSTREAM protocol.
 
-Configured by the environment: ``CIVICAUP_CLAMD=unix:/run/clamav/clamd.ctl`` or
-``CIVICAUP_CLAMD=tcp:127.0.0.1:3310``; unset or empty, nothing is scanned. Standard library only.
+Configured by ``[mail] clamd`` in civicaup.toml or the environment (``CIVICAUP_CLAMD=unix:/run/clamav/clamd.ctl``
+or ``tcp:127.0.0.1:3310``); unset or empty, nothing is scanned. Standard library only.
 
 The protocol (clamd(8)): send ``zINSTREAM\\0``, then the data as chunks each preceded by its
 length (4 bytes, network order), then a zero length; clamd answers one NUL-terminated line,
@@ -11,7 +11,6 @@ and the message is still judged by everything else.
 """
 from __future__ import annotations
 
-import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -33,7 +32,9 @@ class ScanResult:
 
 def address() -> str | None:
     """The configured daemon address, or None when no scan is wanted."""
-    value = os.environ.get(ENV, "").strip()
+    from civicaup import settings
+
+    value = settings.load().mail.clamd.strip()
     return value or None
 
 

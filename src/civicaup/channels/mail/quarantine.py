@@ -333,7 +333,7 @@ def release(engine: Engine, qid: int, as_email: str, *, next_hop: str | None = N
         conn.execute(update(mail_quarantine).where(mail_quarantine.c.id == qid,
                                                    mail_quarantine.c.status.in_(("held", "approved")))
                      .values(status="approved", updated_at=now))
-    hop = next_hop or os.environ.get("CIVICAUP_MAIL_NEXT_HOP") or held.next_hop or delivery.DEFAULT_NEXT_HOP
+    hop = next_hop or os.environ.get("CIVICAUP_MAIL_NEXT_HOP") or held.next_hop or _configured_hop()
     path = _verify_file(held)
     with open(path, "rb") as fp:
         delivery.send(hop, held.mail_from, held.recipients, fp)  # DeliveryError: stays approved, retry later
@@ -365,7 +365,7 @@ def reject(engine: Engine, qid: int, as_email: str, *, next_hop: str | None = No
                                                    role=role, rule=spec["rule"], clause=spec["clause"], at=now))
         conn.execute(update(mail_quarantine).where(mail_quarantine.c.id == qid)
                      .values(status="rejected", updated_at=now))
-    hop = next_hop or os.environ.get("CIVICAUP_MAIL_NEXT_HOP") or held.next_hop or delivery.DEFAULT_NEXT_HOP
+    hop = next_hop or os.environ.get("CIVICAUP_MAIL_NEXT_HOP") or held.next_hop or _configured_hop()
     notice_error = ""
     to = held.mail_from or held.sender
     if to:
@@ -404,3 +404,9 @@ def notice(held: Held, spec: dict[str, Any], by: str) -> bytes:
         f"Rule: {spec['rule']}\nClause: {spec['clause']}\n\n\"{spec.get('quote', '')}\"\n\n"
         f"The message was not delivered to anyone. Reference: quarantine {held.id} ({held.policy}).\n")
     return m.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def _configured_hop() -> str:
+    from civicaup import settings
+
+    return settings.load().mail.next_hop

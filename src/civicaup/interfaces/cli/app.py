@@ -6,7 +6,9 @@ import sys
 import typer
 
 from civicaup.errors import CivicaupError
+from civicaup import settings
 from civicaup.interfaces.cli import audit, categories, check, directory, policy
+from civicaup.interfaces.cli import config as config_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="civicaup: a city's acceptable-use policy, run as software. Every decision cites its clause.")
@@ -15,6 +17,22 @@ app.add_typer(check.app, name="check")
 app.add_typer(categories.app, name="categories")
 app.add_typer(directory.app, name="directory")
 app.add_typer(audit.app, name="audit")
+app.add_typer(config_cli.app, name="config")
+
+
+@app.callback()
+def _settings(ctx: typer.Context) -> None:
+    """civicaup: a city's acceptable-use policy, run as software. Every decision cites its clause."""
+    # every command starts from a valid configuration; `config check` lists every problem itself
+    if ctx.invoked_subcommand != "config":
+        cfg = settings.load()
+        if cfg.packs:
+            path = settings.config_file()
+            missing = config_cli.missing_packs(cfg, str(path) if path else "environment CIVICAUP_PACKS")
+            if missing:
+                raise settings.ConfigError(missing)
+
+
 # Channel front ends register their commands here, one line each (long-running parts and reports).
 from civicaup.interfaces.cli import acks as acks_cli, approvals as approvals_cli, cases as cases_cli, inventory as inventory_cli, tokens as tokens_cli  # noqa: E402,E501
 app.add_typer(approvals_cli.request_app, name="request")
