@@ -1,0 +1,1 @@
+"""Running civicaup for years: backup and restore, upgrades, services, observability, scale."""
