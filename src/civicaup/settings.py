@@ -122,7 +122,7 @@ class Directory(Section):
 
 
 class Tokens(Section):
-    lifetime_days: int = Field(90, ge=1, le=366, description="default lifetime of an API token")
+    lifetime_days: int = Field(30, ge=1, le=366, description="default lifetime of an API token")
 
 
 class Limits(Section):

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from civicaup import settings
 from civicaup.interfaces.cli.output import emit_json
 
 quarantine_app = typer.Typer(no_args_is_help=True,
@@ -42,8 +43,10 @@ def _gateway(policy: str, *, budget: float, next_hop: str, channel: str, workers
 
 
 def milter(policy: str = POLICY,
-           listen: str = typer.Option("127.0.0.1:8890", "--listen", help="HOST:PORT or unix:PATH"),
-           next_hop: str = typer.Option("127.0.0.1:10026", "--next-hop", help=NEXT_HOP_HELP),
+           listen: Optional[str] = typer.Option(None, "--listen", help="HOST:PORT or unix:PATH "
+                                                                    "(default listen.milter, 127.0.0.1:8890)"),
+           next_hop: Optional[str] = typer.Option(None, "--next-hop", help=NEXT_HOP_HELP +
+                                                  " (default mail.next_hop, 127.0.0.1:10026)"),
            budget: float = typer.Option(20.0, "--budget", help="seconds per message before answering tempfail"),
            spool_threshold: int = typer.Option(1 << 20, "--spool-threshold",
                                                help="bytes of a message kept in memory; the rest goes to disk"),
@@ -56,6 +59,9 @@ def milter(policy: str = POLICY,
     from civicaup.channels.mail.milter import parse_listen, serve
     from civicaup.config import home
 
+    cfg = settings.load()
+    listen = listen or cfg.listen.milter
+    next_hop = next_hop or cfg.mail.next_hop
     _logging(log_level)
     parse_listen(listen)
     gw = _gateway(policy, budget=budget, next_hop=next_hop, channel="milter", workers=workers, journal=journal,
@@ -64,8 +70,10 @@ def milter(policy: str = POLICY,
 
 
 def relay(policy: str = POLICY,
-          listen: str = typer.Option("127.0.0.1:10025", "--listen", help="HOST:PORT"),
-          next_hop: str = typer.Option(..., "--next-hop", help="HOST:PORT of the MTA's re-injection listener"),
+          listen: Optional[str] = typer.Option(None, "--listen", help="HOST:PORT (default listen.relay, "
+                                                                      "127.0.0.1:10025)"),
+          next_hop: Optional[str] = typer.Option(None, "--next-hop", help="HOST:PORT of the MTA's re-injection "
+                                                                          "listener (default mail.next_hop)"),
           budget: float = typer.Option(20.0, "--budget", help="seconds per message before answering 451"),
           max_size: int = typer.Option(200_000_000, "--max-size", help="largest message accepted, bytes"),
           workers: int = typer.Option(0, "--workers", help="decision processes (0: threads in this process)"),
@@ -77,6 +85,9 @@ def relay(policy: str = POLICY,
     from civicaup.channels.mail.relay import serve
     from civicaup.config import home
 
+    cfg = settings.load()
+    listen = listen or cfg.listen.relay
+    next_hop = next_hop or cfg.mail.next_hop
     _logging(log_level)
     gw = _gateway(policy, budget=budget, next_hop=next_hop, channel="relay", workers=workers, journal=journal,
                   journal_dir=journal_dir, journal_fsync=journal_fsync)

@@ -6,10 +6,11 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
-
+from typing import Optional
 
 import typer
 
+from civicaup import settings
 from civicaup.errors import InputError
 from civicaup.governance import tokens
 from civicaup.interfaces.cli.output import emit_json
@@ -22,11 +23,14 @@ POLICY = typer.Option(..., "--policy", help="pack id")
 
 @app.command()
 def create(as_email: str = typer.Option(..., "--as", help="the person the token acts as"), policy: str = POLICY,
-           days: float = typer.Option(30.0, "--days", help="lifetime in days (at most 366)"),
+           days: Optional[float] = typer.Option(None, "--days", help="lifetime in days (at most 366; default "
+                                                                     "tokens.lifetime_days of the configuration, 30)"),
            label: str = typer.Option("", "--label", help="what the token is for"),
            as_json: bool = typer.Option(False, "--json")) -> None:
     """A bearer token acting as this person; printed once, only its hash is stored."""
     get_pack(policy)
+    if days is None:
+        days = float(settings.load().tokens.lifetime_days)
     issued = tokens.create(open_store(), policy, as_email, days=days, label=label)
     if as_json:
         emit_json({"id": issued.id, "token": issued.token, "expires_at": issued.expires_at.isoformat()})
@@ -87,7 +91,8 @@ def _server_class() -> type:
 
 
 def serve(policy: list[str] = typer.Option(..., "--policy", help="pack id; repeat to serve several cities"),
-          listen: str = typer.Option("127.0.0.1:8080", "--listen", help="HOST:PORT"),
+          listen: Optional[str] = typer.Option(None, "--listen", help="HOST:PORT (default listen.api, "
+                                                                      "127.0.0.1:8080)"),
           log_level: str = typer.Option("warning", "--log-level")) -> None:
     """REST API (/v1, OpenAPI at /openapi.json) and web console (/console). Stops cleanly on SIGTERM."""
     import uvicorn
@@ -96,7 +101,7 @@ def serve(policy: list[str] = typer.Option(..., "--policy", help="pack id; repea
 
     for p in policy:
         get_pack(p)
-    host, port = _listen(listen)
+    host, port = _listen(listen or settings.load().listen.api)
     engine = open_store()
     app = create_app(policies=policy, engine=engine)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
