@@ -109,8 +109,9 @@ class Directory(Section):
     ldap_url: str = Field("", description="ldap://HOST[:PORT] or ldaps://... when source = ldap")
     base_dn: str = ""
     bind_dn: str = ""
-    bind_password: SecretStr = Field(SecretStr(""), description="better: bind_password_file")
-    bind_password_file: Path | None = Field(None, description="file holding the bind password")
+    bind_password_file: Path | None = Field(None, description="file holding the bind password (mode 0600; the "
+                                                              "password never goes in civicaup.toml); unset: "
+                                                              "the variable CIVICAUP_LDAP_PASSWORD")
     filter: str = "(objectClass=person)"
 
     @field_validator("ldap_url")
@@ -195,7 +196,6 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         url = self.store_url.get_secret_value()
         data["store_url"] = _mask_url(url) if url else ""
-        data["directory"]["bind_password"] = "********" if self.directory.bind_password.get_secret_value() else ""
         return data
 
 

@@ -331,3 +331,37 @@ def test_cli_imports_audits_and_never_records_the_password(slapd: Slapd, tmp_pat
     down = _cli(home, "import-ldap", "--policy", "ky-36-082", "--url", f"ldap://127.0.0.1:{_free_port()}",
                 "--base-dn", SUFFIX, env={})
     assert down.returncode == 2 and len(down.stderr.strip().splitlines()) == 1 and "cannot reach" in down.stderr
+
+
+def test_sync_reads_the_configured_directory_and_a_password_file(slapd: Slapd, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    pw = tmp_path / "ldap.pw"
+    pw.write_text(slapd.password + "\n")
+    pw.chmod(0o600)
+    (home / "civicaup.toml").write_text(
+        f'[directory]\nsource = "ldap"\nldap_url = "{slapd.url}"\nbase_dn = "{SUFFIX}"\nbind_dn = "{ROOTDN}"\n'
+        f'bind_password_file = "{pw}"\n')
+    r = _cli(home, "sync", "--policy", "ky-36-082", env={})
+    assert r.returncode == 0, r.stderr
+    assert "imported 2 people into ky-36-082" in r.stdout
+    engine = open_store(f"sqlite:///{home / 'civicaup.db'}")
+    assert find_person(engine, "ky-36-082", "a.mayor@kycity.gov") is not None
+    shown = subprocess.run([str(Path(sys.executable).with_name("civicaup")), "config", "show"], capture_output=True,
+                           text=True, env={**os.environ, "CIVICAUP_HOME": str(home)}, timeout=60)
+    assert slapd.password not in shown.stdout
+
+    pw.write_text("")
+    empty = _cli(home, "sync", "--policy", "ky-36-082", env={})
+    assert empty.returncode == 2 and "is empty" in empty.stderr and len(empty.stderr.strip().splitlines()) == 1
+
+
+def test_sync_from_the_configured_csv(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    csv = tmp_path / "people.csv"
+    csv.write_text("email,name,department,title\nmayor@kycity.gov,Ann Mayor,Administration,Mayor\n")
+    (home / "civicaup.toml").write_text(f'[directory]\nsource = "csv"\ncsv = "{csv}"\n')
+    r = _cli(home, "sync", "--policy", "ky-36-082", env={})
+    assert r.returncode == 0, r.stderr
+    assert "imported 1 people into ky-36-082" in r.stdout

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from sqlalchemy import Engine
@@ -57,9 +58,18 @@ def _first(entry: Mapping[str, Any], names: Sequence[str]) -> str:
     return ""
 
 
-def _password(bind_dn: str | None, password_env: str | None) -> str | None:
+def _password(bind_dn: str | None, password_env: str | None, password_file: Path | None = None) -> str | None:
     if not bind_dn:
         return None
+    if password_file is not None:
+        try:
+            password = password_file.expanduser().read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read the bind password file {password_file}: "
+                             f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not password:
+            raise InputError(f"the bind password file {password_file} is empty")
+        return password
     if not password_env:
         raise InputError("--bind-dn needs --password-env VAR (the bind password is read from that variable)")
     password = os.environ.get(password_env)
@@ -70,7 +80,7 @@ def _password(bind_dn: str | None, password_env: str | None) -> str | None:
 
 def fetch_people(url: str, base_dn: str, *, bind_dn: str | None = None, password_env: str | None = None,
                  filter: str = "(objectClass=person)", attrs: Mapping[str, str | Sequence[str]] | None = None,
-                 timeout: int = 10) -> list[dict[str, Any]]:
+                 timeout: int = 10, password_file: Path | None = None) -> list[dict[str, Any]]:
     """Entries under `base_dn` matching `filter` as {dn, email, name, department, title, disabled}.
 
     Every failure (unreachable server, wrong password, bad filter or base DN) is a one-line InputError."""
@@ -78,7 +88,7 @@ def fetch_people(url: str, base_dn: str, *, bind_dn: str | None = None, password
     from ldap3.core.exceptions import LDAPBindError, LDAPException, LDAPSocketOpenError
 
     amap = _attr_map(attrs)
-    password = _password(bind_dn, password_env)
+    password = _password(bind_dn, password_env, password_file)
     if not url.lower().startswith(("ldap://", "ldaps://")):
         raise InputError(f"{url!r} is not an LDAP URL (ldap://HOST[:PORT] or ldaps://HOST[:PORT])")
     wanted = sorted({a for names in amap.values() for a in names} | {"userAccountControl"})
@@ -126,9 +136,11 @@ def fetch_people(url: str, base_dn: str, *, bind_dn: str | None = None, password
 
 def import_ldap(engine: Engine, pack: CompiledPack, url: str, base_dn: str, *, bind_dn: str | None = None,
                 password_env: str | None = None, filter: str = "(objectClass=person)",
-                attrs: Mapping[str, str | Sequence[str]] | None = None, leavers: bool = False) -> LdapImportReport:
+                attrs: Mapping[str, str | Sequence[str]] | None = None, leavers: bool = False,
+                password_file: Path | None = None) -> LdapImportReport:
     """Upsert the enabled people with a mail address; with `leavers`, disabled and absent accounts lose access."""
-    rows = fetch_people(url, base_dn, bind_dn=bind_dn, password_env=password_env, filter=filter, attrs=attrs)
+    rows = fetch_people(url, base_dn, bind_dn=bind_dn, password_env=password_env, filter=filter, attrs=attrs,
+                        password_file=password_file)
     disabled = [r for r in rows if r["disabled"]]
     without_mail = [r for r in rows if not r["disabled"] and not r["email"]]
     enabled = [r for r in rows if not r["disabled"] and r["email"]]

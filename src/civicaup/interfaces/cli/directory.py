@@ -1,4 +1,4 @@
-"""`civicaup directory import|import-ldap|list`: people, departments, titles and roles."""
+"""`civicaup directory import|import-ldap|sync|list`: people, departments, titles and roles."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -52,6 +52,36 @@ def import_ldap_(policy: str = typer.Option(..., "--policy"),
     print(f"imported {report.imported} people into {policy} from {url}" +
           (f"; {report.disabled} disabled accounts skipped" if report.disabled else "") +
           (f"; {report.without_mail} entries without mail skipped" if report.without_mail else "") +
+          (f"; {report.deactivated} leavers lost access" if leavers else ""))
+
+
+@app.command("sync")
+def sync(policy: str = typer.Option(..., "--policy"),
+         leavers: bool = typer.Option(False, "--leavers", help="anyone not found (or disabled) loses access now")
+         ) -> None:
+    """Import from the directory source in the configuration ([directory]: csv file or LDAP); for a timer."""
+    from civicaup import settings
+    from civicaup.errors import InputError
+
+    d = settings.load().directory
+    if d.source == "csv":
+        if d.csv is None:
+            raise InputError("directory.csv is not set in the configuration (or use 'directory import FILE.csv')")
+        import_(d.csv.expanduser(), policy=policy, leavers=leavers)
+        return
+    if not d.ldap_url or not d.base_dn:
+        raise InputError("directory.source is ldap but directory.ldap_url or directory.base_dn is not set")
+    pack = get_pack(policy)
+    engine = open_store()
+    report = import_ldap(engine, pack, d.ldap_url, d.base_dn, bind_dn=d.bind_dn or None, filter=d.filter,
+                         leavers=leavers, password_file=d.bind_password_file,
+                         password_env="CIVICAUP_LDAP_PASSWORD" if d.bind_password_file is None else None)
+    audit.append(engine, actor="cli", action="directory-import-ldap", subject=f"{d.ldap_url} {d.base_dn}",
+                 policy=policy, detail={"imported": report.imported, "deactivated": report.deactivated,
+                                        "disabled": report.disabled, "without_mail": report.without_mail,
+                                        "filter": d.filter, "bind_dn": d.bind_dn, "leavers": leavers})
+    print(f"imported {report.imported} people into {policy} from {d.ldap_url}" +
+          (f"; {report.disabled} disabled accounts skipped" if report.disabled else "") +
           (f"; {report.deactivated} leavers lost access" if leavers else ""))
 
 
