@@ -77,7 +77,9 @@ class Listen(Section):
 class Mail(Section):
     next_hop: str = Field("127.0.0.1:10026", description="where the relay and quarantine release re-inject mail")
     clamd: str = Field("", description="ClamAV daemon: unix:/PATH or tcp:HOST:PORT; empty = no virus scan")
-    max_message_mb: int = Field(50, ge=1, le=2048, description="largest message the milter/relay reads")
+    max_message_mb: int = Field(100, ge=1, le=2048, description="largest message the relay accepts and Postfix's "
+                                                                "message_size_limit at least (keep it above every "
+                                                                "pack's attachment limit, so the clause is quoted)")
     milter_timeout_s: int = Field(60, ge=1, le=3600, description="Postfix milter_*_timeout the setup writes")
     postfix_config_dir: Path = Field(Path("/etc/postfix"), description="where main.cf and master.cf live")
 
@@ -126,12 +128,6 @@ class Tokens(Section):
     lifetime_days: int = Field(30, ge=1, le=366, description="default lifetime of an API token")
 
 
-class Limits(Section):
-    max_recipients: int = Field(1000, ge=1, description="recipients of one message the milter accepts")
-    archive_import_max_mb: int = Field(100, ge=1, description="largest single message archive import reads")
-    api_max_body_mb: int = Field(60, ge=1, description="largest request body the API reads")
-
-
 class Log(Section):
     format: Literal["json", "text"] = Field("json", description="json: one event a line, no message bodies")
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -154,7 +150,6 @@ class Settings(BaseSettings):
     web: Web = Field(default_factory=Web)
     directory: Directory = Field(default_factory=Directory)
     tokens: Tokens = Field(default_factory=Tokens)
-    limits: Limits = Field(default_factory=Limits)
     log: Log = Field(default_factory=Log)
 
     @classmethod

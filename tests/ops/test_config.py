@@ -152,3 +152,10 @@ def test_load_is_cached_until_the_file_changes(home: Path, monkeypatch: pytest.M
     os.utime(cfg, ns=(first_mtime := cfg.stat().st_mtime_ns + 1_000_000, first_mtime))
     assert settings.load().tokens.lifetime_days == 45
     assert settings.reload().tokens.lifetime_days == 45
+
+
+def test_admin_guide_reference_is_the_generated_one() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "admin-guide.md").read_text(encoding="utf-8")
+    begin, end = "<!-- config-reference:begin -->\n", "\n<!-- config-reference:end -->"
+    block = guide[guide.index(begin) + len(begin):guide.index(end)]
+    assert block == reference_markdown(), "docs/admin-guide.md is stale: paste `civicaup config reference` in"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from typing import Optional
 
@@ -16,11 +15,18 @@ quarantine_app = typer.Typer(no_args_is_help=True,
 
 POLICY = typer.Option(..., "--policy", help="pack id (see 'civicaup policy list')")
 NEXT_HOP_HELP = "HOST:PORT where released mail is re-injected (a listener of the MTA without the filter)"
+LOG_LEVEL_HELP = "debug, info, warning or error (default: [log] level in the configuration)"
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), stream=sys.stderr,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def _logging(level: Optional[str]) -> None:
+    """The shared log format and level ([log] in the configuration; --log-level overrides the level)."""
+    from civicaup.errors import InputError
+    from civicaup.operations import logs
+
+    try:
+        logs.configure(level=level)
+    except ValueError as exc:
+        raise InputError(f"--log-level: {exc}") from None
 
 
 def _gateway(policy: str, *, budget: float, next_hop: str, channel: str, workers: int, journal: bool,
@@ -54,7 +60,7 @@ def milter(policy: str = POLICY,
            journal: bool = typer.Option(True, "--journal/--no-journal", help="keep passed mail for the archive"),
            journal_dir: Optional[str] = typer.Option(None, "--journal-dir", help="default $CIVICAUP_HOME/journal"),
            journal_fsync: bool = typer.Option(False, "--journal-fsync", help="fsync each journaled message"),
-           log_level: str = typer.Option("info", "--log-level")) -> None:
+           log_level: Optional[str] = typer.Option(None, "--log-level", help=LOG_LEVEL_HELP)) -> None:
     """Postfix/Sendmail milter: smtpd_milters = inet:127.0.0.1:8890 (or unix:PATH). Stops on SIGTERM."""
     from civicaup.channels.mail.milter import parse_listen, serve
     from civicaup.config import home
@@ -75,18 +81,20 @@ def relay(policy: str = POLICY,
           next_hop: Optional[str] = typer.Option(None, "--next-hop", help="HOST:PORT of the MTA's re-injection "
                                                                           "listener (default mail.next_hop)"),
           budget: float = typer.Option(20.0, "--budget", help="seconds per message before answering 451"),
-          max_size: int = typer.Option(200_000_000, "--max-size", help="largest message accepted, bytes"),
+          max_size: Optional[int] = typer.Option(None, "--max-size", help="largest message accepted, bytes "
+                                                                          "(default mail.max_message_mb)"),
           workers: int = typer.Option(0, "--workers", help="decision processes (0: threads in this process)"),
           journal: bool = typer.Option(True, "--journal/--no-journal", help="keep passed mail for the archive"),
           journal_dir: Optional[str] = typer.Option(None, "--journal-dir", help="default $CIVICAUP_HOME/journal"),
           journal_fsync: bool = typer.Option(False, "--journal-fsync", help="fsync each journaled message"),
-          log_level: str = typer.Option("info", "--log-level")) -> None:
+          log_level: Optional[str] = typer.Option(None, "--log-level", help=LOG_LEVEL_HELP)) -> None:
     """SMTP content filter: receives on --listen, re-injects to --next-hop. Stops on SIGTERM."""
     from civicaup.channels.mail.relay import serve
     from civicaup.config import home
 
     cfg = settings.load()
     listen = listen or cfg.listen.relay
+    max_size = max_size or cfg.mail.max_message_mb * 1024 * 1024
     next_hop = next_hop or cfg.mail.next_hop
     _logging(log_level)
     gw = _gateway(policy, budget=budget, next_hop=next_hop, channel="relay", workers=workers, journal=journal,
