@@ -34,6 +34,7 @@ import tarfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +103,11 @@ def evaluate_davidson(rows: list[davidson.Tweet]) -> dict[str, object]:
 
 def ham_bodies(limit: int | None = None, seed: int = 7) -> list[str]:
     """Body text (as the MIME front end extracts it) of the SpamAssassin ham messages."""
+    return [m.body_text() for m in ham_messages(limit, seed)]
+
+
+def ham_messages(limit: int | None = None, seed: int = 7) -> list[Any]:
+    """The SpamAssassin ham messages, parsed by the MIME front end (civicaup.channels.mail.mime)."""
     from civicaup.channels.mail.mime import parse_mail
 
     raws: list[bytes] = []
@@ -117,7 +123,7 @@ def ham_bodies(limit: int | None = None, seed: int = 7) -> list[str]:
     for raw in raws:
         if raw.startswith(b"From "):
             raw = raw[raw.find(b"\n") + 1:]
-        out.append(parse_mail(raw).body_text())
+        out.append(parse_mail(raw))
     return out
 
 
@@ -132,6 +138,45 @@ def evaluate_ham(bodies: list[str]) -> dict[str, object]:
             per_detector[d] += 1
     return {"messages": len(bodies), "fires_on": dict(sorted(fired.items())),
             "detectors": dict(sorted(per_detector.items()))}
+
+
+#: The packs whose mail rules the ham is run through, and the categories text detectors give.
+PACKS = ("kirkwood-mo", "ky-36-082", "rosemount-mn", "ste-genevieve-mo", "west-des-moines-ia")
+TEXT_CATEGORIES = frozenset({"harassment", "threat", "sexual", "profanity", "solicitation", "personal-sale", "pii",
+                             "phi", "confidential", "copyright", "official-statement", "defamation"})
+
+
+def evaluate_packs_on_ham(mails: list[Any], packs: Iterable[str] = PACKS) -> dict[str, object]:
+    """Each pack's mail rules over the ham, as the milter would judge them (a weekday at 10:00, the sender
+    as the envelope gives it): how many messages a text-content finding blocks or holds, per category,
+    with a few evidence excerpts for each (these are the false positives a city would see)."""
+    from civicaup.channels import events
+    from civicaup.engine.evaluate import evaluate
+    from civicaup.engine.event import MailEvent
+    from civicaup.policy.registry import get_pack
+
+    out: dict[str, object] = {}
+    for pack_id in packs:
+        pack = get_pack(pack_id)
+        at = events.event_time("2024-03-05T10:00", pack)
+        stopped = 0
+        per_category: Counter[str] = Counter()
+        examples: dict[str, list[str]] = {}
+        for m in mails:
+            sender = events.default_sender(m) or "sender@example.org"
+            ev = MailEvent(actor=events.actor(sender, None), at=at, mail=m, sender=sender)
+            found = [f for f in evaluate(ev, pack).findings
+                     if f.action in ("block", "hold") and f.category in TEXT_CATEGORIES]
+            if found:
+                stopped += 1
+            for cat in {f.category for f in found}:
+                per_category[cat] += 1
+                if len(examples.setdefault(cat, [])) < 5:
+                    examples[cat].append(next(f.evidence for f in found if f.category == cat)[:100])
+        out[pack_id] = {"messages": len(mails), "blocked_or_held": stopped,
+                        "rate": round(stopped / len(mails), 4) if mails else 0.0,
+                        "by_category": dict(sorted(per_category.items())), "examples": examples}
+    return out
 
 
 # ---------------------------------------------------------------- generated PII
@@ -277,9 +322,11 @@ def run(sample: int | None = None, seed: int = 7, progress: Callable[[str], None
         results["davidson"] = evaluate_davidson(test)
         results["throughput_tweets"] = throughput([r.text for r in test])
     if SPAMASSASSIN.exists():
-        bodies = ham_bodies(sample, seed)
+        mails = ham_messages(sample, seed)
+        bodies = [m.body_text() for m in mails]
         say(f"ham: {len(bodies)} messages")
         results["ham"] = evaluate_ham(bodies)
+        results["ham_packs"] = evaluate_packs_on_ham(mails)
         results["pii"] = evaluate_pii(bodies, sample or 2000, seed)
         results["throughput_ham"] = throughput(bodies)
     return results
@@ -313,6 +360,12 @@ def report(res: dict[str, object]) -> str:
     if isinstance(h, dict):
         out.append(f"SpamAssassin ham: {h['messages']} legitimate messages; messages each category fires on:")
         out.append("  " + ", ".join(f"{k} {v}" for k, v in h["fires_on"].items()) or "  none")
+    hp = res.get("ham_packs")
+    if isinstance(hp, dict):
+        out.append("SpamAssassin ham through each pack's mail rules: messages a text finding blocks or holds")
+        for pack_id, r in hp.items():
+            cats = ", ".join(f"{k} {v}" for k, v in r["by_category"].items()) or "none"
+            out.append(f"  {pack_id:22s} {r['blocked_or_held']:4d} of {r['messages']} ({r['rate']:.2%}): {cats}")
     p = res.get("pii")
     if isinstance(p, dict):
         out.append("PII recall on generated numbers in real ham text:")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import time
 
 import pytest
 
@@ -16,7 +15,8 @@ SAMPLE = (
     "Also you f*cking idiot, all mexicans are lazy. SSN 123-45-6789, card 4111 1111 1111 1111. "
     "The patient was diagnosed with diabetes. Privileged and confidential. Anyone have a keygen? "
     "On behalf of the City, I believe this is wrong. The mayor is a crook. I will kill you. "
-    "Selling my 2012 Honda Civic, $4,500 OBO. Incident report: the suspect stated he was angry. Send nudes."
+    "Selling my 2012 Honda Civic, $4,500 OBO. Incident report: the suspect stated he was angry. Send nudes. "
+    "Photos at bit.ly/3xCivic"
 )
 
 
@@ -84,9 +84,12 @@ def test_scan_text_rejects_non_strings() -> None:
         scan_text(b"bytes")  # type: ignore[arg-type]
 
 
-def test_scan_text_is_fast_on_a_long_message() -> None:
+def test_a_long_message_is_scanned_whole_and_hits_stay_bounded() -> None:
     text = (SAMPLE + " Regular text about budgets, parks and permits 2024-05-01. ") * 200  # ~100 kB
-    scan_text(text)
-    start = time.perf_counter()
-    scan_text(text)
-    assert time.perf_counter() - start < 2.0
+    found = scan_text(text)
+    assert {h.category for h in found} == CATEGORIES - {"malware"}
+    assert all(0 <= h.start < h.end <= len(text) for h in found)
+    per_detector: dict[str, int] = {}
+    for h in found:
+        per_detector[h.detector] = per_detector.get(h.detector, 0) + 1
+    assert max(per_detector.values()) <= 50  # MAX_HITS_PER_DETECTOR

@@ -89,7 +89,7 @@ def test_strong_slurs_and_patterns_are_kept_whatever_the_classifier_says() -> No
 
 
 def test_a_protected_group_in_a_hateful_text_is_harassment_only_with_the_classifier() -> None:
-    text = "those muslims ruin every damn neighborhood they move into"
+    text = "those muslims with their damn noise every night on my street"
     hits = _refine(text, 0.9, 0.9, ALWAYS)
     found = [h for h in hits if h.category == "harassment" and h.detector == classifier.NAME]
     assert found and "protected:religion" in found[0].tags

@@ -104,4 +104,3 @@ def test_spamassassin_ham_false_positives_and_throughput(ham: list[tuple[str, st
     assert fired["phi"] < 0.02 * len(ham)
     assert fired["solicitation"] < 0.02 * len(ham)
     assert fired["harassment"] < 0.02 * len(ham)
-    assert rate > 1.0  # loose: the number is printed; ~10 MB/s on the development machine

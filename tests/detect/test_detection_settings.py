@@ -25,9 +25,46 @@ def _with_detection(pack_id: str, detection: dict[str, dict[str, object]]):  # t
     return compile_pack(Pack.model_validate(data), compiled.folder)
 
 
-def test_every_shipped_pack_validates_without_a_detection_map() -> None:
-    for pack_id in ("kirkwood-mo", "ste-genevieve-mo", "ky-36-082", "west-des-moines-ia", "rosemount-mn"):
-        assert get_pack(pack_id).pack.detection == {}
+#: What each shipped pack chose (pack.yaml `detection:`), category -> min_confidence.
+SHIPPED = {
+    "kirkwood-mo": {"profanity": 0.75, "sexual": 0.7, "harassment": 0.2},
+    "ky-36-082": {"profanity": 0.75, "sexual": 0.7, "harassment": 0.2},
+    "rosemount-mn": {"profanity": 0.75, "harassment": 0.2},
+    "ste-genevieve-mo": {"sexual": 0.7},
+    "west-des-moines-ia": {"sexual": 0.7},
+}
+
+
+@pytest.mark.parametrize("pack_id", sorted(SHIPPED))
+def test_every_shipped_pack_validates_with_its_detection_map(pack_id: str) -> None:
+    detection = get_pack(pack_id).pack.detection
+    assert {k: v.min_confidence for k, v in detection.items()} == SHIPPED[pack_id]
+    assert all(v.detectors is None for v in detection.values())
+
+
+MILD = "Damn, this crappy printer jammed again. Shut up about the toner, idiot."
+OBSCENE = "Fuck this printer, it is a piece of shit."
+
+
+def _mail_action(pack_id: str, text: str) -> str:
+    pack = get_pack(pack_id)
+    cats = {s.category for s in text_signals(text, where="mail", pack=pack)}
+    return ",".join(sorted(cats & {"profanity", "sexual", "harassment"}))
+
+
+def test_kirkwood_blocks_obscenity_but_not_mild_words() -> None:
+    assert _mail_action("kirkwood-mo", MILD) == ""
+    assert _mail_action("kirkwood-mo", OBSCENE) == "profanity"
+    assert _mail_action("ste-genevieve-mo", MILD) == "profanity"  # "name-calling" is in its text
+    assert _mail_action("kirkwood-mo", "spam for porn has dropped off this month") == ""
+    assert _mail_action("kirkwood-mo", "send me your nude pics tonight") == "sexual"
+    assert _mail_action("rosemount-mn", "spam for porn has dropped off this month") == "sexual"  # "sexual implications"
+
+
+def test_packs_that_name_slurs_count_the_casual_ones_too() -> None:
+    text = "lol my nigga thats funny"
+    assert "harassment" in _mail_action("kirkwood-mo", text)
+    assert "harassment" not in _mail_action("ste-genevieve-mo", text)
 
 
 def test_a_detection_setting_is_validated() -> None:

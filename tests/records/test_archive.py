@@ -1,10 +1,8 @@
 """The archive on SQLite and on a real PostgreSQL: import formats, stored once, verified reads, search."""
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ from sqlalchemy import Engine
 
 from civicaup.errors import InputError
 from civicaup.policy.registry import get_pack
-from civicaup.records import archive, blobs
+from civicaup.records import archive, blobs, segments
 from civicaup.records.authz import NotPermittedError
 from civicaup.records.retention import classify
 from civicaup.records.search import Filters, parse_query, search
@@ -70,20 +68,33 @@ def test_import_counts_formats_and_duplicates(store: Engine, mailboxes: tuple[Pa
     assert archive.count(store, POLICY) == 5
 
 
+def _entries(home: Path) -> list[segments.Entry]:
+    return [e for sid in segments.segment_ids(home / "archive" / "segments")
+            for e in segments.scan(segments.segment_path(home / "archive" / "segments", sid))]
+
+
 def test_originals_are_stored_once_by_hash_and_verified_on_read(store: Engine,
                                                                  mailboxes: tuple[Path, dict[str, bytes]]) -> None:
     root, m = mailboxes
     archive.import_paths(store, [root], policy=POLICY, jobs=1)
+    archive.import_paths(store, [root], policy=POLICY, jobs=2)
+    home = Path(os.environ["CIVICAUP_HOME"])
+    entries = _entries(home)
+    assert sorted(e.sha256 for e in entries) == sorted(hashlib.sha256(v).hexdigest() for v in m.values())
+    assert not any(p.is_file() for p in (home / "archive").rglob("*") if p.parent.name != "segments")
     sha = hashlib.sha256(m["budget"]).hexdigest()
-    path = blobs.path_for(sha)
-    assert path.parent.name == sha[:2] and path.read_bytes() == m["budget"]  # small: stored as is
-    assert not os.stat(path).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)  # read-only
     rec = archive.find_record(store, POLICY, sha[:12])
-    assert archive.original(rec) == m["budget"]
-    os.chmod(path, 0o644)
-    path.write_bytes(m["budget"].replace(b"budget", b"BUDGET"))
-    with pytest.raises(blobs.BlobError, match="hash check"):
-        archive.original(rec)
+    assert archive.original(rec, store) == m["budget"]
+    with store.connect() as conn:
+        loc = blobs.locate(conn, [sha])[sha]
+    path = segments.segment_path(home / "archive" / "segments", loc.segment)
+    with open(path, "r+b") as fh:  # one byte of the stored payload changed
+        fh.seek(loc.offset + segments.HEADER.size + loc.length // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0x20]))
+    with pytest.raises(blobs.BlobError, match="hash check|damaged"):
+        archive.original(rec, store)
     n, bad = archive.verify(store, POLICY)
     assert n == 5 and [b[0] for b in bad] == [sha[:12]]
 
@@ -92,9 +103,10 @@ def test_large_originals_are_compressed_and_read_back_exactly(store: Engine) -> 
     raw = mail(sender="lee.chan@kirkwoodmo.org", to="pat.jones@kirkwoodmo.org", subject="Logs",
                body="line of log text\n" * 2000, date=utc(2025, 1, 1))
     added = archive.add_message(store, raw, policy=POLICY, decision=None, source="t")
-    stored = blobs.path_for(added.sha256).read_bytes()
-    assert stored[:2] == b"\x1f\x8b" and len(stored) < len(raw) / 10 and gzip.decompress(stored) == raw
-    assert blobs.get(added.sha256) == raw
+    [entry] = _entries(Path(os.environ["CIVICAUP_HOME"]))
+    assert entry.sha256 == added.sha256 and entry.flags & segments.COMPRESSED and entry.size == len(raw)
+    assert entry.length < len(raw) / 10
+    assert blobs.get(added.sha256, store) == raw
 
 
 def _subjects(store: Engine, **kw: object) -> list[str]:
@@ -143,7 +155,7 @@ def test_journal_hook_records_the_decision_and_is_idempotent(store: Engine) -> N
     assert not first.duplicate and again.duplicate and again.id == first.id
     rec = archive.find_record(store, POLICY, str(first.id))
     assert rec.decision_action == "hold" and rec.source == "journal"
-    assert blobs.get(first.sha256) == raw
+    assert blobs.get(first.sha256, store) == raw
 
 
 def test_series_by_rule_and_by_the_clerk(store: Engine) -> None:

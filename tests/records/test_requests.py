@@ -85,7 +85,7 @@ def test_request_export_redacts_the_copy_and_leaves_the_original(store: Engine, 
         assert "RSMo 610.023.3" in log and "2026-07-08" in log and CLERK in log
     # the archived originals are unchanged: same bytes, same hash, still verified on read
     for k, sha in shas.items():
-        assert hashlib.sha256(blobs.get(sha)).hexdigest() == sha and blobs.get(sha) == raws[k]
+        assert hashlib.sha256(blobs.get(sha, store)).hexdigest() == sha and blobs.get(sha, store) == raws[k]
     actions = [e.action for e in audit.entries(store)]
     for step in ("records-request-add", "records-request-tag", "records-request-redact", "records-request-export"):
         assert step in actions

@@ -69,11 +69,11 @@ def test_run_disposes_with_a_certificate_and_keeps_the_rest(store: Engine,
     assert {d.sha256 for d in plan.due} == gone and len(entries) == 1
     left = {r.sha256 for k, r in records.items()} - gone
     for sha in gone:
-        assert not blobs.exists(sha)
+        assert not blobs.exists(sha, store)
         with pytest.raises(Exception):
             archive.find_record(store, POLICY, sha[:12])
     for sha in left:
-        assert blobs.get(sha) and archive.find_record(store, POLICY, sha[:12])
+        assert blobs.get(sha, store) and archive.find_record(store, POLICY, sha[:12])
     cert = next(e for e in audit.entries(store) if e.id == entries[0])
     detail = json.loads(cert.detail)
     assert cert.action == "retention-disposition" and cert.actor == CLERK

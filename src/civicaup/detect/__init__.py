@@ -3,14 +3,16 @@
 The decision engine maps hit categories to the clauses of a city's acceptable-use
 policy; this package only detects. Entry points: :func:`scan_text`,
 :func:`normalise`, :data:`DETECTORS`, :func:`has_disclaimer`;
-:func:`scan_all` and :func:`select` split :func:`scan_text` in two (all hits, then the ones that count).
+:func:`scan_all` and :func:`select` split :func:`scan_text` in two (all hits, then the ones that count);
+:func:`scan_many` is :func:`scan_text` for many texts at once (posts and comments in bulk).
 """
 
 from __future__ import annotations
 
 from .hit import CATEGORIES, Detector, Hit
 from .normalise import Normalised, normalise, normalise_text
-from .registry import DEFAULT_DETECTION, DETECTORS, Setting, scan_all, scan_text, select, warm_up
+from .registry import (DEFAULT_DETECTION, DETECTORS, Setting, scan_all, scan_all_many, scan_many, scan_text, select,
+                       warm_up)
 from .statements import has_disclaimer
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "normalise",
     "normalise_text",
     "scan_all",
+    "scan_all_many",
+    "scan_many",
     "scan_text",
     "select",
     "Setting",

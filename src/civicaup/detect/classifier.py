@@ -34,8 +34,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
@@ -62,6 +62,12 @@ class Model:
     table: np.ndarray
     bias: np.ndarray
     meta: dict[str, object]
+    columns: tuple[np.ndarray, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # one contiguous float64 column per head: what the batched scorer gathers from
+        cols = tuple(np.ascontiguousarray(self.table[:, k], dtype=np.float64) for k in range(self.table.shape[1]))
+        object.__setattr__(self, "columns", cols)
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -71,9 +77,14 @@ class Model:
 
     def probabilities(self, text: str) -> tuple[float, float]:
         """(P(offensive or hateful), P(hate)) of one prepared text, scored as one block."""
-        z = features.score_single(self.table, self.bias, text)
-        p = 1.0 / (1.0 + np.exp(-z))
-        return float(p[0]), float(p[1])
+        return self.probabilities_many([text])[0]
+
+    def probabilities_many(self, texts: Sequence[str]) -> list[tuple[float, float]]:
+        """:meth:`probabilities` of many prepared texts, scored together (the same figures, faster)."""
+        if not texts:
+            return []
+        p = 1.0 / (1.0 + np.exp(-features.score_texts(self.columns, self.bias, texts)))
+        return [(float(a), float(b)) for a, b in p.tolist()]
 
 
 _LOCK = threading.Lock()
@@ -149,6 +160,15 @@ class OffensiveClassifier:
         """Nothing on its own: the work is in :meth:`refine`, which sees the other hits."""
         return []
 
+    def windows(self, norm: Normalised, hits: list[Hit],
+                groups: list[tuple[int, int, frozenset[str]]]) -> list[tuple[int, int]]:
+        """The spans of the normalised text the model must score for :meth:`refine` (none: nothing to do).
+        A caller with many texts scores them all at once and passes the results to ``refine``."""
+        weak = [h for h in hits if h.detector == "lexicon-slur" and h.confidence < WEAK_SLUR]
+        if not weak and not groups:
+            return []
+        return _windows(norm, [norm.from_original(h.start) for h in weak] + [g[0] for g in groups])
+
     def refine(self, text: str, norm: Normalised, hits: list[Hit], groups: list[tuple[int, int, frozenset[str]]],
                *, probabilities: Callable[[str], tuple[float, float]] | None = None,
                thresholds: Mapping[str, float] | None = None) -> list[Hit]:
@@ -158,8 +178,8 @@ class OffensiveClassifier:
         (start, end, protected tags). ``probabilities`` and ``thresholds`` replace the
         shipped model's (the training script tunes the thresholds this way).
         """
-        weak = [h for h in hits if h.detector == "lexicon-slur" and h.confidence < WEAK_SLUR]
-        if not weak and not groups:
+        windows = self.windows(norm, hits, groups)
+        if not windows:
             return hits
         if probabilities is None or thresholds is None:
             model = load_model()
@@ -168,8 +188,6 @@ class OffensiveClassifier:
             probabilities = probabilities or model.probabilities
             thresholds = thresholds or model.thresholds
         t = thresholds
-        centres = [norm.from_original(h.start) for h in weak] + [g[0] for g in groups]
-        windows = _windows(norm, centres)
         probs = [probabilities(features.prepare(norm.text[a:b])) for a, b in windows]
 
         def window_of(pos: int) -> tuple[float, float] | None:

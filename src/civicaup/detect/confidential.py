@@ -43,6 +43,7 @@ class ConfidentialDetector:
     def __init__(self) -> None:
         self.index = PhraseIndex("confidential", confidence=0.85)
         self.triggers = PhraseIndex(lambda: data.parse_lines(_TRIGGERS))
+        self.needs = (self.index, self.triggers)
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
         hits = [

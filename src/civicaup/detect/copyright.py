@@ -36,6 +36,7 @@ class CopyrightDetector:
     def __init__(self) -> None:
         self.lexicon = LexiconDetector(self.name, "copyright", "copyright", confidence=0.8)
         self.triggers = PhraseIndex(lambda: data.parse_lines(_TRIGGERS))
+        self.needs = (self.lexicon.index, self.triggers)
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
         hits = self.lexicon.scan(text, norm)

@@ -11,6 +11,7 @@ import re
 
 from . import data
 from .hit import Hit, hit_from_norm, make_hit
+from .lexicon import MAX_HITS_PER_DETECTOR
 from .matcher import PhraseIndex
 from .normalise import Normalised
 
@@ -56,6 +57,7 @@ class DefamationDetector:
 
     def __init__(self) -> None:
         self.triggers = PhraseIndex(lambda: data.parse_lines(_TRIGGERS))
+        self.needs = (self.triggers,)
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
         s = norm.text
@@ -74,6 +76,8 @@ class DefamationDetector:
                         "defamation", self.name, norm, official.start(), m.end(), 0.35, {"defamation:official"}
                     )
                 )
+                if len(hits) >= MAX_HITS_PER_DETECTOR:
+                    break
                 continue
             ostart, oend = norm.span(m.start(), m.end())
             named = _NAME_BEFORE.search(text, max(0, ostart - 40), ostart)
@@ -81,7 +85,7 @@ class DefamationDetector:
                 hits.append(
                     make_hit("defamation", self.name, text, named.start(), oend, 0.3, {"defamation:named-person"})
                 )
-            if len(hits) >= 20:
+            if len(hits) >= MAX_HITS_PER_DETECTOR:
                 break
         return hits
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -156,38 +157,111 @@ def _block_sums(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], table: n
     return out
 
 
-def single_slots(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Every character and word slot of a short prepared text scored as one block (the fast path of
-    :class:`Grams` with one block: the same slots, fewer numpy calls)."""
-    raw = (" " + text + " ").encode("utf-8", "surrogatepass")
-    size = len(raw)
-    b8 = np.frombuffer(raw, dtype=np.uint8)
-    pw, ipw = _powers(size + 1)
-    prefix = np.zeros(size + 1, dtype=_U)
-    np.cumsum(b8.astype(_U) * pw[:size], dtype=_U, out=prefix[1:])
-    chars = []
-    for n in NGRAMS:
-        m = size - n + 1
-        if m > 0:
-            h = prefix[n : n + m] - prefix[:m]
-            h *= ipw[:m]
+class Batch:
+    """The hashed n-grams of many prepared texts at once (the run-time path, and training's).
+
+    Each text is padded with a space at both ends and the padded texts are laid end to end; a character
+    n-gram belongs to the text it starts in and is kept only if it ends there too, and words never cross
+    a text because every text starts and ends with a space. For each text, the slots come in the same
+    order as :meth:`Grams.slots` gives them for that text alone (character n-grams by n, then words, then
+    word pairs), so a text's sums do not depend on the other texts in the batch.
+    """
+
+    __slots__ = ("char_count", "char_seg", "char_slots", "size", "word_count", "word_seg", "word_slots")
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        n_texts = len(texts)
+        raws = [(" " + t + " ").encode("utf-8", "surrogatepass") for t in texts]
+        sizes = np.fromiter(map(len, raws), dtype=np.intp, count=n_texts)
+        raw = b"".join(raws)
+        total = len(raw)
+        self.size = n_texts
+        b8 = np.frombuffer(raw, dtype=np.uint8)
+        one = n_texts == 1  # one text: plain slices, no n-gram can cross into another text
+        seg_of = np.zeros(total, dtype=np.intp) if one else np.repeat(np.arange(n_texts, dtype=np.intp), sizes)
+        end_of = None if one else np.repeat(np.cumsum(sizes), sizes)
+        pw, ipw = _powers(total + 1)
+        prefix = np.zeros(total + 1, dtype=_U)
+        np.cumsum(b8.astype(_U) * pw[:total], dtype=_U, out=prefix[1:])
+        chars: list[np.ndarray] = []
+        char_seg: list[np.ndarray] = []
+        for n in NGRAMS:
+            m = total - n + 1
+            if m <= 0:
+                continue
+            if end_of is None:
+                h = prefix[n : n + m] - prefix[:m]
+                h *= ipw[:m]
+                char_seg.append(seg_of[:m])
+            else:
+                j = np.flatnonzero(end_of[:m] - np.arange(m) >= n)  # n-grams that end in their own text
+                h = prefix[j + n] - prefix[j]
+                h *= ipw[j]
+                char_seg.append(seg_of[j])
             chars.append(_mix(h, _SALTS[n]))
-    inword = _WORD_BYTE[b8]
-    edges = np.flatnonzero(inword[1:] != inword[:-1])
-    starts = edges[0::2] + 1
-    ends = edges[1::2] + 1
-    words = [_mix((prefix[ends] - prefix[starts]) * ipw[starts], _SALT_W1)]
-    if len(starts) > 1:
-        words.append(_mix((prefix[ends[1:]] - prefix[starts[:-1]]) * ipw[starts[:-1]], _SALT_W2))
-    return (np.concatenate(chars) if chars else np.zeros(0, _U)), np.concatenate(words)
+        inword = _WORD_BYTE[b8]
+        edges = np.flatnonzero(inword[1:] != inword[:-1])  # every text is padded: rises and falls alternate
+        starts = edges[0::2] + 1
+        ends = edges[1::2] + 1
+        wseg = seg_of[starts]
+        words = [_mix((prefix[ends] - prefix[starts]) * ipw[starts], _SALT_W1)]
+        word_seg = [wseg]
+        pair = np.flatnonzero(wseg[1:] == wseg[:-1])  # word pairs inside one text
+        if len(pair):
+            s0, e1 = starts[pair], ends[pair + 1]
+            words.append(_mix((prefix[e1] - prefix[s0]) * ipw[s0], _SALT_W2))
+            word_seg.append(wseg[pair])
+        self.char_slots = np.concatenate(chars) if chars else np.zeros(0, _U)
+        self.char_seg = np.concatenate(char_seg) if char_seg else np.zeros(0, np.intp)
+        self.word_slots = np.concatenate(words)
+        self.word_seg = np.concatenate(word_seg)
+        self.char_count = np.bincount(self.char_seg, minlength=n_texts)
+        self.word_count = np.bincount(self.word_seg, minlength=n_texts)
+
+    def scale(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: 1/sqrt(character n-grams), 1/sqrt(word n-grams)."""
+        return (1.0 / np.sqrt(np.maximum(self.char_count, 1)), 1.0 / np.sqrt(np.maximum(self.word_count, 1)))
+
+    def scores(self, columns: Sequence[np.ndarray], bias: np.ndarray) -> np.ndarray:
+        """Linear scores, shape (texts, heads), for one float64 weight column of ``DIM`` per head."""
+        sc, sw = self.scale()
+        out = np.empty((self.size, len(columns)), dtype=np.float64)
+        for k, col in enumerate(columns):
+            c = np.bincount(self.char_seg, weights=col[self.char_slots], minlength=self.size)
+            w = np.bincount(self.word_seg, weights=col[self.word_slots], minlength=self.size)
+            out[:, k] = c * sc + w * sw + bias[k]
+        return out
+
+
+#: Bytes of text scored in one batch: bounds the memory of :class:`Batch` (about 60 bytes per byte).
+BATCH_BYTES = 1 << 18
+
+
+def score_texts(columns: Sequence[np.ndarray], bias: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """Linear scores (texts, heads) of prepared texts, each as one block, in batches of about
+    ``BATCH_BYTES``; a text's score is the same whatever the other texts of its batch."""
+    out = np.empty((len(texts), len(columns)), dtype=np.float64)
+    i = 0
+    while i < len(texts):
+        j, size = i, 0
+        while j < len(texts) and (j == i or size + len(texts[j]) <= BATCH_BYTES):
+            size += len(texts[j]) + 2
+            j += 1
+        out[i:j] = Batch(texts[i:j]).scores(columns, bias)
+        i = j
+    return out
+
+
+def single_slots(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every character and word slot of one prepared text scored as one block."""
+    b = Batch([text])
+    return b.char_slots, b.word_slots
 
 
 def score_single(table: np.ndarray, bias: np.ndarray, text: str) -> np.ndarray:
-    """Linear scores (heads,) of a prepared text as one block: the same as :func:`scores` with one block."""
-    chars, words = single_slots(text)
-    sc = 1.0 / np.sqrt(max(len(chars), 1))
-    sw = 1.0 / np.sqrt(max(len(words), 1))
-    return table[chars].sum(axis=0, dtype=np.float64) * sc + table[words].sum(axis=0, dtype=np.float64) * sw + bias
+    """Linear scores (heads,) of a prepared text as one block."""
+    columns = [np.ascontiguousarray(table[:, k], dtype=np.float64) for k in range(table.shape[1])]
+    return Batch([text]).scores(columns, bias)[0]
 
 
 def scores(table: np.ndarray, bias: np.ndarray, grams: Grams) -> np.ndarray:

@@ -30,6 +30,15 @@ _INTENS = (
     r"(?:all|just|so|such|really|fucking|fuckin|nothing but|a bunch of|bunch of|basically|always|naturally"
     r"|genetically|inherently|born|mostly|simply|damn|total|complete|lazy|dirty|a|an|the|like|more|being)"
 )
+#: what a group is said to do to everyone else ("ruin every neighborhood", "bring crime")
+_HARM = (
+    r"(?:ruin|ruins|ruined|destroy|destroys|destroyed|wreck|wrecks|trash|trashes|bring crime|brings crime"
+    r"|bring drugs|bring disease|bring down|brings down|drag down|drags down|lower property values|take our jobs"
+    r"|steal our jobs|steal|steals|rape|rapes|breed|infest|infests|invade|invades|take over|takes over|smell"
+    r"|stink|stinks|don't belong|dont belong|do not belong|doesn't belong|don't assimilate|dont assimilate"
+    r"|refuse to assimilate|never assimilate|can't be trusted|cant be trusted|cannot be trusted|leech off"
+    r"|live off welfare|mooch off)"
+)
 _AFTER = re.compile(
     rf"(?: (?:are|r|is|were|remain|seem|seem to be|tend to be|can only be)(?: {_INTENS})* {_NEG}\b"
     r"| (?:should(?:n't| not|nt| never)|must not|mustn't|can't|cannot|cant|can not|don't|do not|dont)"
@@ -42,7 +51,8 @@ _AFTER = re.compile(
     r"| (?:belong|belongs) (?:in the kitchen|in cages|in a cage|in a zoo|in the zoo|in jail|in prison"
     r"|in chains|in the fields|on a plantation|in the ground|in an oven|in ovens)\b"
     r"| (?:are |r |is )?(?:ruining|destroying|taking over|invading|infesting|polluting|stealing our"
-    r"|breeding like|breed like|spreading disease|a drain on)\b)"
+    r"|breeding like|breed like|spreading disease|a drain on)\b"
+    rf"| (?:all |just |always |only )?{_HARM}\b)"
 )
 _BEFORE = re.compile(
     r"\b(?:i hate|hate all|i can't stand|i cant stand|kill all|kill the|death to|deport all|ban all"
@@ -52,6 +62,21 @@ _BEFORE = re.compile(
     r"(?:the |all |all the |those |these |you |all you |them |of )?$"
 )
 _NO = re.compile(r"\bno (?:more )?$")
+#: keeping a group out, the words right before it: "we don't want any more", "stop letting in", "ban all"
+_EXCLUDE = re.compile(
+    r"\b(?:(?:we|i|they)(?: really| just| sure)? (?:don't|dont|do not|didn't|did not|won't|wont|will not)"
+    r" (?:want|need)|nobody wants|no one wants|noone wants|stop letting(?: in)?|stop bringing(?: in)?"
+    r"|stop importing|quit letting(?: in)?|ban|deport|kick out|throw out|run out|get rid of|round up|too many)"
+    r"(?: (?:any|no|all|the|these|those|them|more|of|damn|fucking|dirty|filthy))* $"
+)
+#: "keep (the) muslims out (of our town)"
+_KEEP = re.compile(r"\b(?:keep|keeping|kept|get|throw|kick|run|vote)(?: (?:the|all|all the|those|these|them|any))? $")
+_OUT = re.compile(r" out(?: of (?:here|our \w+|this \w+|the \w+|america|the country|the city|town))?\b")
+#: "we don't want women to feel ...": an infinitive after the group is about something else
+_NOT_EXCLUSION_AFTER = re.compile(r" (?:to|who|that|feeling|being)\b")
+#: a group referred to again in the same sentence: "... Somalis moving in, they ruin every neighborhood"
+_PRONOUN = re.compile(r"\b(?:they|these people|those people|their kind|these animals|those animals)(?=[ '])")
+_SENTENCE_END = re.compile(r"[.!?\n]")
 _ALLOWED = re.compile(r" (?:allowed|wanted|need apply|welcome|here)\b")
 _WINDOW = 120
 
@@ -64,6 +89,7 @@ class HarassmentPatternDetector:
 
     def __init__(self) -> None:
         self.index = PhraseIndex("harassment", confidence=0.75, tag_prefix="protected:")
+        self.needs = (self.index,)
 
     def _disparaged(self, s: str, m: Match) -> tuple[int, int] | None:
         """The span (normalised) of the group and its disparaging pattern, if any."""
@@ -78,6 +104,33 @@ class HarassmentPatternDetector:
             allowed = _ALLOWED.match(s, m.end, m.end + 20)
             if allowed is not None:
                 return m.start - 3, allowed.end()
+        exclude = _EXCLUDE.search(before_text)
+        if exclude is not None and not _NOT_EXCLUSION_AFTER.match(s, m.end):
+            return m.start - (len(before_text) - exclude.start()), m.end
+        keep = _KEEP.search(before_text)
+        if keep is not None:
+            out = _OUT.match(s, m.end, m.end + 40)
+            if out is not None:
+                return m.start - (len(before_text) - keep.start()), out.end()
+        return self._referred(s, m)
+
+    @staticmethod
+    def _referred(s: str, m: Match) -> tuple[int, int] | None:
+        """The group named, then referred to again later in the sentence and disparaged there:
+        "... Somalis moving into town, they ruin every neighborhood"."""
+        stop = _SENTENCE_END.search(s, m.end, m.end + _WINDOW)
+        limit = stop.start() if stop is not None else min(len(s), m.end + _WINDOW)
+        for pron in _PRONOUN.finditer(s, m.end, limit):
+            p = pron.end()
+            contraction = "'re" if s.startswith("'re", p) else "re" if s.startswith("re ", p) else ""
+            if contraction:  # "they're all criminals" reads as "they are all criminals"
+                after = _AFTER.match(" are" + s[p + len(contraction) : limit])
+                if after is not None:
+                    return m.start, p + len(contraction) + after.end() - 4
+                continue
+            after = _AFTER.match(s, p, limit)
+            if after is not None:
+                return m.start, after.end()
         return None
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:

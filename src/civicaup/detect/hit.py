@@ -9,7 +9,8 @@ from typing import Protocol
 
 from .normalise import Normalised
 
-#: Every category a hit may carry. "police-report" is a context, not a violation.
+#: Every category a hit may carry. "police-report" is a context, not a violation; "hidden-link" is a link
+#: whose destination a URL shortener hides (a pack may write a rule for it).
 CATEGORIES: frozenset[str] = frozenset(
     {
         "harassment",
@@ -26,12 +27,16 @@ CATEGORIES: frozenset[str] = frozenset(
         "defamation",
         "malware",
         "police-report",
+        "hidden-link",
     }
 )
 
 EVIDENCE_MAX = 80
+#: Hits one detector reports for one text at most.
+MAX_HITS_PER_DETECTOR = 50
 _WS = re.compile(r"\s+")
 _LONG_NUMBER = re.compile(r"\d(?:[ .-]?\d){4,}")
+_DIGIT = re.compile(r"\d")
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,18 @@ def mask_digits(s: str, keep: int = 4) -> str:
     return "".join(out)
 
 
+def _mask_match(m: re.Match[str]) -> str:
+    return mask_digits(m.group())
+
+
 def _scrub(s: str) -> str:
-    return _LONG_NUMBER.sub(lambda m: mask_digits(m.group()), _WS.sub(" ", s))
+    """Whitespace runs to one space, long numbers masked; the substitutions run only when they could change
+    something (a printable string has no whitespace but the space)."""
+    if "  " in s or not s.isprintable():
+        s = _WS.sub(" ", s)
+    if _DIGIT.search(s) is not None:
+        s = _LONG_NUMBER.sub(_mask_match, s)
+    return s
 
 
 def excerpt(text: str, start: int, end: int, width: int = EVIDENCE_MAX) -> str:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .hit import Hit, hit_from_norm
+from .hit import MAX_HITS_PER_DETECTOR, Hit, hit_from_norm
+from .links import in_link
 from .matcher import Match, PhraseIndex
 from .normalise import Normalised
 
-MAX_HITS_PER_DETECTOR = 50
+__all__ = ["MAX_HITS_PER_DETECTOR", "LexiconDetector", "PROFANITY", "SEXUAL", "SLURS", "THREATS"]
 
 
 class LexiconDetector:
@@ -27,27 +28,36 @@ class LexiconDetector:
         confidence: float,
         tag_prefix: str = "",
         extra_tags: Iterable[str] = (),
+        skip_links: bool = False,
     ) -> None:
         self.name = name
         self.category = category
         self.categories = frozenset({category})
         self.lexicon = lexicon
         self.index = PhraseIndex(lexicon, confidence=confidence, tag_prefix=tag_prefix)
+        self.needs = (self.index,)
         self._extra = frozenset(extra_tags)
+        #: matches inside a link, an e-mail address or a domain name ("smartass.nu", "happyretard.com") are
+        #: names, not words anyone said: the web channel judges sites
+        self.skip_links = skip_links
 
     def matches(self, norm: Normalised) -> list[Match]:
         return self.index.find(norm)
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
-        return [
+        hits = [
             hit_from_norm(self.category, self.name, norm, m.start, m.end, m.confidence, m.tags | self._extra)
-            for m in self.matches(norm)[:MAX_HITS_PER_DETECTOR]
+            for m in self.matches(norm)[: MAX_HITS_PER_DETECTOR * 2 if self.skip_links else MAX_HITS_PER_DETECTOR]
         ]
+        if self.skip_links and hits and ("." in text or "@" in text):
+            hits = [h for h in hits if not in_link(text, h.start, h.end)]
+        return hits[:MAX_HITS_PER_DETECTOR]
 
 
-PROFANITY = LexiconDetector("lexicon-profanity", "profanity", "profanity", confidence=0.85)
-SEXUAL = LexiconDetector("lexicon-sexual", "sexual", "sexual", confidence=0.85)
+PROFANITY = LexiconDetector("lexicon-profanity", "profanity", "profanity", confidence=0.85, skip_links=True)
+SEXUAL = LexiconDetector("lexicon-sexual", "sexual", "sexual", confidence=0.85, skip_links=True)
 SLURS = LexiconDetector(
-    "lexicon-slur", "harassment", "slurs", confidence=0.9, tag_prefix="protected:", extra_tags=("slur",)
+    "lexicon-slur", "harassment", "slurs", confidence=0.9, tag_prefix="protected:", extra_tags=("slur",),
+    skip_links=True,
 )
-THREATS = LexiconDetector("lexicon-threat", "threat", "threats", confidence=0.8)
+THREATS = LexiconDetector("lexicon-threat", "threat", "threats", confidence=0.8, skip_links=True)

@@ -41,7 +41,31 @@ class _Entry:
     acronym_like: bool
 
 
-_Raw = tuple[int, int, str, tuple[_Entry, ...]]
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """What the entries of one phrase of one index amount to (computed once, not per match)."""
+
+    tags: frozenset[str]  # the live entries' tags
+    confidence: float  # the highest live confidence
+    live: bool  # some entry is not an exception
+    exception: bool  # some entry is an exception
+    name_like: bool  # every live entry is a name-like word
+    acronym_like: bool  # every live entry is an acronym-like word
+
+    @classmethod
+    def of(cls, entries: tuple[_Entry, ...]) -> _Key:
+        live = [e for e in entries if not e.exception]
+        return cls(
+            tags=frozenset().union(*(e.tags for e in live)),
+            confidence=max((e.confidence for e in live), default=0.0),
+            live=bool(live),
+            exception=len(live) < len(entries),
+            name_like=bool(live) and all(e.name_like for e in live),
+            acronym_like=bool(live) and all(e.acronym_like for e in live),
+        )
+
+
+_Raw = tuple[int, int, str, _Key]
 #: Matches kept per index and text: enough for any detector (they report at most 50
 #: hits) while a text that repeats a word 100,000 times stays fast.
 MAX_RAW_MATCHES = 1000
@@ -103,27 +127,29 @@ class PhraseIndex:
         return {k: tuple(v) for k, v in table.items()}
 
     @cached_property
+    def keys(self) -> dict[str, _Key]:
+        """Each phrase's entries summed up once."""
+        return {k: _Key.of(v) for k, v in self.table.items()}
+
+    @cached_property
     def _own(self) -> ahocorasick.Automaton:
         auto = ahocorasick.Automaton()
-        for key, entries in self.table.items():
-            auto.add_word(key, (len(key), key, entries))
+        for key, summary in self.keys.items():
+            auto.add_word(key, (len(key), key, summary))
         if self.table:
             auto.make_automaton()
         return auto
 
     def find(self, norm: Normalised) -> list[Match]:
         """Boundary-checked, exception-filtered, maximal matches in order."""
-        key = f"index:{self.id}"
-        if self.shared and key in norm.cache:
-            cached: list[Match] = norm.cache[key]
-            return cached
-        if self.shared:
-            raw = _shared_pass(norm).get(self.id, [])
-        else:
-            raw = self._scan(norm.text, 0, len(norm.text))
-        found = _resolve(norm, raw)
-        if self.shared:
-            norm.cache[key] = found
+        if not self.shared:
+            return _resolve(norm, self._scan(norm.text, 0, len(norm.text)))
+        cache = norm.cache
+        found: list[Match] | None = cache.get(self.id)  # an index's results are cached under its id
+        if found is None:
+            raw = shared_pass(norm).get(self.id)
+            found = _resolve(norm, raw) if raw else []
+            cache[self.id] = found
         return found
 
     def find_window(self, norm: Normalised, start: int, end: int) -> list[Match]:
@@ -134,9 +160,9 @@ class PhraseIndex:
         if not self.table:
             return []
         out: list[_Raw] = []
-        for last, (n, key, entries) in self._own.iter(s, start, end):
+        for last, (n, key, summary) in self._own.iter(s, start, end):
             if last + 1 - n >= start and bounded(s, last + 1 - n, last + 1):
-                out.append((last + 1 - n, last + 1, key, entries))
+                out.append((last + 1 - n, last + 1, key, summary))
         return out
 
 
@@ -144,10 +170,10 @@ def _combined() -> ahocorasick.Automaton:
     """The automaton of every shared index (rebuilt if an index was added)."""
     with _LOCK:
         if _COMBINED["size"] != len(_REGISTRY):
-            merged: dict[str, list[tuple[int, tuple[_Entry, ...]]]] = defaultdict(list)
+            merged: dict[str, list[tuple[int, _Key]]] = defaultdict(list)
             for index in _REGISTRY:
-                for key, entries in index.table.items():
-                    merged[key].append((index.id, entries))
+                for key, summary in index.keys.items():
+                    merged[key].append((index.id, summary))
             auto = ahocorasick.Automaton()
             for key, per_index in merged.items():
                 auto.add_word(key, (len(key), key, tuple(per_index)))
@@ -156,7 +182,7 @@ def _combined() -> ahocorasick.Automaton:
         return _COMBINED["auto"]
 
 
-def _shared_pass(norm: Normalised) -> dict[int, list[_Raw]]:
+def shared_pass(norm: Normalised) -> dict[int, list[_Raw]]:
     """One pass of the combined automaton, bucketed by index (cached per text)."""
     cached: dict[int, list[_Raw]] | None = norm.cache.get("matcher")
     if cached is not None:
@@ -170,10 +196,10 @@ def _shared_pass(norm: Normalised) -> dict[int, list[_Raw]]:
             continue
         if last + 1 < size and s[last + 1].isalnum() and s[last].isalnum():
             continue
-        for index_id, entries in per_index:
+        for index_id, summary in per_index:
             bucket = out[index_id]
             if len(bucket) < MAX_RAW_MATCHES:
-                bucket.append((start, last + 1, key, entries))
+                bucket.append((start, last + 1, key, summary))
     norm.cache["matcher"] = out
     return out
 
@@ -182,33 +208,37 @@ def _resolve(norm: Normalised, raw: list[_Raw]) -> list[Match]:
     """Drop matches overlapping an exception, inside a longer match, or Title-case names."""
     if not raw:
         return []
-    found: list[_Raw] = []
-    blocked: list[tuple[int, int]] = []
-    for start, end, key, entries in raw:
-        live = tuple(e for e in entries if not e.exception)
-        if len(live) < len(entries):
-            blocked.append((start, end))
-        if live:
-            found.append((start, end, key, live))
-    found.sort(key=lambda f: (f[0], -f[1]))
+    if len(raw) == 1:  # the usual case: one phrase in the text
+        start, end, key, k = raw[0]
+        if not k.live or (k.exception and start < end):
+            return []
+        found: list[_Raw] = [raw[0]]
+        blocked: list[tuple[int, int]] = []
+    else:
+        found = [r for r in raw if r[3].live]
+        blocked = [(r[0], r[1]) for r in raw if r[3].exception]
+        found.sort(key=_by_position)
     out: list[Match] = []
     reach = -1
-    for start, end, key, live in found:
-        tags = frozenset().union(*(e.tags for e in live))
+    for start, end, key, k in found:
         if end <= reach:  # inside a longer match: lend it the tags
             last = out[-1]
-            if not tags <= last.tags:
-                out[-1] = Match(last.start, last.end, last.phrase, last.tags | tags, last.confidence)
+            if not k.tags <= last.tags:
+                out[-1] = Match(last.start, last.end, last.phrase, last.tags | k.tags, last.confidence)
             continue
         if blocked and any(a < end and start < b for a, b in blocked):
             continue
-        if all(e.name_like or e.acronym_like for e in live):
+        if k.name_like or k.acronym_like:
             ostart, oend = norm.span(start, end)
             word = norm.original[ostart:oend]
-            if all(e.name_like for e in live) and _title_case(word):
+            if k.name_like and _title_case(word):
                 continue
-            if all(e.acronym_like for e in live) and word.isupper() and len(word) > 1:
+            if k.acronym_like and word.isupper() and len(word) > 1:
                 continue
         reach = end
-        out.append(Match(start, end, key, tags, max(e.confidence for e in live)))
+        out.append(Match(start, end, key, k.tags, k.confidence))
     return out
+
+
+def _by_position(r: _Raw) -> tuple[int, int]:
+    return r[0], -r[1]

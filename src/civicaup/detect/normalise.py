@@ -32,10 +32,14 @@ from . import data, tokens
 from .confusables import DROP, LOWER, UPPER
 
 _ASCII = str.maketrans({"-": " ", "\t": " ", "\n": " ", "\r": " ", "\v": " ", "\f": " ", "`": "'"})
+_ASCII_BYTES = bytes(ord(chr(b).lower().translate(_ASCII)) for b in range(128)) + bytes(range(128, 256))
+#: a token (a run of letters, leet characters and digits in the mask) with a letter next to a leet character
+_LEET_TOKEN = re.compile(rb"(?<![^ ])(?=[^ ]*?(?:a1|1a))[^ ]++")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _SPACES = re.compile(r"  +")
 _LETTERS = re.compile(r"[a-z]*")
 _RUN3 = re.compile(r"([a-z])\1\1")
+_INITIAL_MASK = re.compile(r"[a-z]\*{2,}[.,]?")
 _NUMPY_FROM = 2000
 Edit = tuple[int, int, str, tuple[int, ...]]  # start, end, replacement, source index of each new char
 
@@ -91,7 +95,8 @@ def _apply(s: str, edits: list[Edit]) -> str:
 class Normalised:
     """A normalised text and its (lazily built) map back to the original.
 
-    ``cache`` holds per-text results shared by detectors (e.g. the matcher's pass).
+    ``cache`` holds per-text results shared by detectors (the matcher's pass under "matcher", each phrase
+    index's matches under the index's id).
     """
 
     original: str
@@ -100,7 +105,7 @@ class Normalised:
     _tokens: _Edits | None  # token repairs: repaired -> folded
     _repaired: str  # the text before space collapsing
     _spaces: _Edits | None = None
-    cache: dict[str, Any] = field(default_factory=dict)
+    cache: dict[Any, Any] = field(default_factory=dict)
 
     def to_original(self, p: int) -> int:
         """Map a normalised offset to an offset of the original text."""
@@ -155,8 +160,8 @@ def _fold_char(ch: str) -> str:
 
 def _fold(text: str) -> tuple[str, list[int] | None]:
     """Stage 1: character folding."""
-    if text.isascii():
-        return text.lower().translate(_ASCII), None
+    if text.isascii():  # one byte-table pass: lower case, and separators to spaces
+        return text.encode("ascii").translate(_ASCII_BYTES).decode("ascii"), None
     pieces: list[str] = []
     offsets: list[int] = []
     pos = 0
@@ -176,19 +181,27 @@ def _fold(text: str) -> tuple[str, list[int] | None]:
 
 
 def _leet_edits(s: str, mask: bytes, found: dict[int, Edit]) -> None:
-    """Tokens mixing letters with leet/mask characters."""
-    for pair in (b"a1", b"1a"):
-        i = mask.find(pair)
-        while i != -1:
-            start = mask.rfind(b" ", 0, i) + 1
-            end = mask.find(b" ", i)
-            end = len(mask) if end == -1 else end
-            code = s[start] == "$" and end < len(s) and s[end] in "([{=-"  # a $variable in code
-            if start not in found and not code:
-                fixed = tokens.fix_token(s[start:end])
-                if fixed is not None:
-                    found[start] = (start, end, fixed[0], fixed[1])
-            i = mask.find(pair, end)
+    """Tokens mixing letters with leet/mask characters (a letter next to one: "a1" or "1a" in the mask)."""
+    for m in _LEET_TOKEN.finditer(mask):
+        start, end = m.span()
+        if end - start > tokens.MAX_TOKEN or start in found:
+            continue
+        if s[start] == "$" and end < len(s) and s[end] in "([{=-":
+            continue  # a $variable in code
+        fixed = tokens.fix_token(s[start:end])
+        if fixed is not None and not ("*" in s[start:end] and _masked_name(s, start, end)):
+            found[start] = (start, end, fixed[0], fixed[1])
+
+
+def _masked_name(s: str, start: int, end: int) -> bool:
+    """A letter and stars next to another such token ("J*** S***"): a name masked in a record, not a word."""
+    if _INITIAL_MASK.fullmatch(s, start, end) is None:
+        return False
+    before = s.rfind(" ", 0, max(0, start - 1)) + 1
+    after = s.find(" ", end + 1)
+    after = len(s) if after == -1 else after
+    return (start > 1 and _INITIAL_MASK.fullmatch(s, before, start - 1) is not None) or (
+        end + 1 < len(s) and _INITIAL_MASK.fullmatch(s, end + 1, after) is not None)
 
 
 def _spaced_edits(s: str, found: dict[int, Edit]) -> None:

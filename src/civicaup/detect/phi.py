@@ -20,7 +20,36 @@ from .normalise import Normalised
 _WINDOW = 80
 _NUMBER_AFTER = re.compile(r"[\s:#.=]*(?:is |was |of )?[a-z]{0,3}\d{4,}")
 _NAME_WINDOW = 50
-_FULL_NAME = re.compile(r"\b(?:(?:Mr|Mrs|Ms|Miss|Dr)\.? [A-Z][a-z'\-]+|[A-Z][a-z'\-]+(?: [A-Z]\.)? [A-Z][a-z'\-]{2,})\b")
+_FULL_NAME = re.compile(
+    r"\b(?:(?:Mr|Mrs|Ms|Miss|Dr|Officer|Ofc|Sgt|Sergeant|Lt|Lieutenant|Capt|Captain|Chief|Det|Detective|Deputy|Mayor"
+    r"|Councilman|Councilwoman|Councilmember|Commissioner|Judge|Director|Inspector)\.? [A-Z][a-z'\-]+"
+    r"|[A-Z][a-z'\-]+(?: [A-Z]\.)? [A-Z][a-z'\-]{2,})\b"
+)
+#: between a name and a medical term: the words that state the person's health ("Officer Peterson is HIV
+#: positive", "Robert Hanley was treated for", "Smith has been diagnosed with")
+_DISCLOSES = re.compile(
+    r"(?:^|'s|\s)(?:is|was|has|had|have|got|gets|getting|tested|tests|been|became|caught|contracted|suffers|suffered"
+    r"|suffering|lives with|living with|diagnosed|treated|takes|taking|went|checked|came back|battling|fighting"
+    r"|dying of|died of|died from|recovering from|struggles with|struggling with|underwent|undergoing|started"
+    r"|starts|needs|needed|on)(?:\s|$)",
+    re.IGNORECASE,
+)
+#: the medical term as a subject: followed by these ("HIV prevention", "cancer screenings") ...
+_TOPIC_AFTER = re.compile(
+    r" (?:prevention|awareness|research|education|educator|month|week|day|walk|run|ride|fundraiser|gala|screening"
+    r"|screenings|testing event|test site|clinic|clinics|program|programs|training|trainings|seminar|talk|talks"
+    r"|webinar|vaccine|vaccines|vaccination|vaccinations|shot|shots|policy|policies|support group|support groups"
+    r"|foundation|society|association|center|centre|unit|ward|services|resources|information|info|facts"
+    r"|statistics|rates|outbreak|outbreaks|specialist|specialists|drive|benefit|benefits|insurance|coverage|plan"
+    r"|plans|hotline|helpline|charity|charities|survivors|research fund|task force|coalition|initiative)\b"
+)
+#: ... or preceded by these ("a talk on HIV", "training about diabetes")
+_TOPIC_BEFORE = re.compile(
+    r"\b(?:talk|talks|lecture|seminar|training|presentation|class|course|webinar|event|session|information|awareness"
+    r"|workshop|article|study|studies|research|report|panel|brochure|flyer|fundraiser|campaign|walk|speech|film"
+    r"|documentary|book|guide|video|podcast|questions|facts) (?:on|about|regarding|for|of|against|to end|to fight"
+    r"|to beat|to prevent)(?: the)? $"
+)
 _NOT_NAMES = frozenset(
     "The This That These Those Our Your Their City County State Health Medical Hospital Clinic Center Centre Department "
     "Public Fire Police Insurance Dental Vision Care General Memorial Regional University Community Mental Family "
@@ -42,6 +71,7 @@ class PhiDetector:
         # person words (he, she, patient) are common: looked up near medical terms only
         self.index = PhraseIndex(lambda: [e for e in data.load("phi") if "role:person" not in e.tags], confidence=0.7)
         self.people = PhraseIndex(lambda: [e for e in data.load("phi") if "role:person" in e.tags], shared=False)
+        self.needs = (self.index,)
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
         matches = self.index.find(norm)
@@ -56,6 +86,8 @@ class PhiDetector:
             if num is not None:
                 spans.append((rec.start, num.end(), 0.9, {"phi:record-number"}))
         for med in medical:
+            if _is_topic(s, med):
+                continue  # "a talk on HIV prevention", "cancer screenings": the subject, not a person's health
             people = records + self.people.find_window(norm, med.start - _WINDOW - 20, med.end + _WINDOW + 20)
             partner = _nearest(med, people)
             if partner is None:
@@ -70,8 +102,16 @@ class PhiDetector:
         return hits_from_spans(norm, self.name, "phi", spans)
 
 
+def _is_topic(s: str, med: Match) -> bool:
+    """The medical term names a subject (a talk, a campaign, a service), not someone's condition."""
+    return _TOPIC_AFTER.match(s, med.end) is not None or _TOPIC_BEFORE.search(s, max(0, med.start - 40),
+                                                                               med.start) is not None
+
+
 def _name_near(norm: Normalised, med: Match) -> tuple[int, int] | None:
-    """A capitalised full name within ``_NAME_WINDOW`` characters of the term, as a normalised span."""
+    """A capitalised full name (or a title and a surname) whose health the text states: the name, then a
+    verb that discloses ("is", "has", "tested", "was diagnosed", "is being treated"), then the term
+    within ``_NAME_WINDOW`` characters - or the term right before the name, as in a list ("HIV: J. Smith")."""
     ostart, oend = norm.span(med.start, med.end)
     text = norm.original
     lo = max(0, ostart - _NAME_WINDOW)
@@ -83,6 +123,11 @@ def _name_near(norm: Normalised, med: Match) -> tuple[int, int] | None:
             continue
         between = text[m.end() : ostart] if m.end() <= ostart else text[oend : m.start()]
         if any(c in between for c in ".!?\n"):
+            continue
+        if m.end() <= ostart:
+            if _DISCLOSES.search(between) is None:
+                continue
+        elif between.strip(" :,-\u2013\u2014") != "":
             continue
         return norm.from_original(m.start()), norm.from_original(m.end())
     return None

@@ -106,6 +106,23 @@ _ADDRESS_VALUE = re.compile(
 )
 
 
+_AT = re.compile(r"(?:at|on)\s+")
+#: "where <person> lives": a name (with or without a title) or a pronoun between "where" and the verb
+_WHERE_PERSON = re.compile(
+    rf"\b[Ww]here (?:{_NAME}|{_TITLE_NAME}|[A-Z][a-z'\-]+|he|she|they|this (?:guy|woman|man|officer|clerk|cop))"
+    r"(?: [A-Z][a-z'\-]+)? $"
+)
+_WHERE_GAP = re.compile(r"[\s:,\-]*(?:(?:at|on|is)\s+)?")
+#: putting someone's contact details before the public to act on
+_DOXXING = re.compile(
+    r"\b(?:pay (?:him|her|them) a visit|visit (?:him|her|them)|show up|go see (?:him|her|them)|let (?:him|her|them) know"
+    r"|tell (?:him|her|them)|call (?:him|her|them)|text (?:him|her|them)|blow up (?:his|her|their) phone|flood"
+    r" (?:his|her|their)|everyone|everybody|y'all|yall|you all|spread this|share this|you know what to do"
+    r"|knock on (?:his|her|their) door|make (?:his|her|their) life|give (?:him|her|them) a piece|what (?:he|she|they)"
+    r" did|where (?:he|she|they) lives?)\b"
+)
+_DOXX_WINDOW = 150
+
 _TRIGGERS = [
     "{ssn,ssns,ss#,ss #,ss no,social security,soc sec,social sec,social is,social no,social number,social #}"
     "\trole:ssn",
@@ -119,6 +136,7 @@ _TRIGGERS = [
     "\trole:contact",
     "{lives,living,resides,residing,staying} {at,on}\trole:contact",
     "residence is\trole:contact",
+    "{lives,live,resides,stays,sleeps}\trole:contact-where",
     "{his,her,their} {,home ,personal ,private }{cell,cell phone,cellphone,mobile,phone number,number,address,home}"
     "\trole:contact",
     "'s {home,cell,cell phone,cellphone,mobile,personal number,phone number,address}\trole:contact",
@@ -165,10 +183,18 @@ class _PiiDetector:
     categories = frozenset({"pii"})
 
     def __init__(
-        self, name: str, finder: Callable[[str, Normalised], Iterator[tuple[int, int, str, float, frozenset[str]]]]
+        self,
+        name: str,
+        finder: Callable[[str, Normalised], Iterator[tuple[int, int, str, float, frozenset[str]]]],
+        *,
+        min_digits: int,
+        keyword: bool = True,
     ) -> None:
         self.name = name
         self._finder = finder
+        #: what the registry checks before calling: the keyword index matched, and enough digits
+        self.needs: tuple[PhraseIndex, ...] | None = (TRIGGERS,) if keyword else None
+        self.min_digits = min_digits
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
         hits: dict[tuple[int, int], Hit] = {}
@@ -300,6 +326,8 @@ def _find_contact(text: str, norm: Normalised) -> Iterator[tuple[int, int, str, 
         ostart, oend = norm.span(kw.start(), kw.end())
         gap = _AFTER_KW.match(text, oend, oend + 12)
         pos = gap.end() if gap else oend
+        at = _AT.match(text, pos)
+        pos = at.end() if at else pos
         phone = _PHONE_VALUE.match(text, pos)
         value = phone or _ADDRESS_VALUE.match(text, pos)
         if value is None:
@@ -307,17 +335,38 @@ def _find_contact(text: str, norm: Normalised) -> Iterator[tuple[int, int, str, 
         pronoun = s.startswith(("his ", "her ", "their "), kw.start())
         if not pronoun and not _person_before(text, ostart, pronouns=False):
             continue
-        if phone is not None:
-            yield value.start(), value.end(), mask_digits(value.group()), 0.8, frozenset({"pii:personal-phone"})
-        else:
-            number, _, street = value.group().partition(" ")
-            yield value.start(), value.end(), re.sub(r"\d", "*", number) + " " + street[:40], 0.8, frozenset(
-                {"pii:home-address"})
+        yield _contact_hit(text, norm, value, phone is not None, False)
+    for t in _triggers(norm, "role:contact-where"):
+        # "here's where Officer Kowalski lives: 2214 Walnut St"
+        ostart, oend = norm.span(t.start, t.end)
+        where = _WHERE_PERSON.search(text, max(0, ostart - 60), ostart)
+        if where is None:
+            continue
+        gap = _WHERE_GAP.match(text, oend, oend + 12)
+        value = _ADDRESS_VALUE.match(text, gap.end() if gap else oend)
+        if value is not None:
+            yield _contact_hit(text, norm, value, False, True)
 
 
-PII_SSN = _PiiDetector("pii-ssn", _find_ssn)
-PII_CARD = _PiiDetector("pii-card", _find_card)
-PII_BANK = _PiiDetector("pii-bank-account", _find_bank)
-PII_LICENCE = _PiiDetector("pii-drivers-licence", _find_licence)
-PII_DOB = _PiiDetector("pii-date-of-birth", _find_dob)
-PII_CONTACT = _PiiDetector("pii-personal-contact", _find_contact)
+def _contact_hit(text: str, norm: Normalised, value: re.Match[str], phone: bool,
+                 exposed: bool) -> tuple[int, int, str, float, frozenset[str]]:
+    """The hit for a person's phone number or home address; ``pii:doxxing`` when the text puts it before the
+    public to act on ("here's where he lives", "call him", "pay her a visit", "everyone")."""
+    tags = {"pii:personal-phone" if phone else "pii:home-address"}
+    lo, hi = norm.from_original(max(0, value.start() - _DOXX_WINDOW)), norm.from_original(value.end() + _DOXX_WINDOW)
+    if exposed or _DOXXING.search(norm.text, lo, hi):
+        tags.add("pii:doxxing")
+    if phone:
+        evidence = mask_digits(value.group())
+    else:
+        number, _, street = value.group().partition(" ")
+        evidence = re.sub(r"\d", "*", number) + " " + street[:40]
+    return value.start(), value.end(), evidence, 0.85 if "pii:doxxing" in tags else 0.8, frozenset(tags)
+
+
+PII_SSN = _PiiDetector("pii-ssn", _find_ssn, min_digits=9, keyword=False)
+PII_CARD = _PiiDetector("pii-card", _find_card, min_digits=13, keyword=False)
+PII_BANK = _PiiDetector("pii-bank-account", _find_bank, min_digits=6)
+PII_LICENCE = _PiiDetector("pii-drivers-licence", _find_licence, min_digits=4)
+PII_DOB = _PiiDetector("pii-date-of-birth", _find_dob, min_digits=4)
+PII_CONTACT = _PiiDetector("pii-personal-contact", _find_contact, min_digits=1)

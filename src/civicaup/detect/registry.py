@@ -9,24 +9,28 @@ selected per category: which detectors count and the confidence they need
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from .confidential import CONFIDENTIAL
 from .copyright import COPYRIGHT
 from .defamation import DEFAMATION
+from . import features
 from .harassment import HARASSMENT_PATTERN
 from .classifier import OFFENSIVE_CLASSIFIER, load_model
 from .hit import Detector, Hit
 from .lexicon import PROFANITY, SEXUAL, SLURS, THREATS
+from .links import LINK_SHORTENER
 from .malware import EICAR_DETECTOR
+from .matcher import shared_pass
 from .normalise import Normalised, normalise_text
 from .phi import PHI
 from .pii import PII_BANK, PII_CARD, PII_CONTACT, PII_DOB, PII_LICENCE, PII_SSN
 from .police import POLICE_REPORT
 from .solicitation import PERSONAL_SALE, SOLICITATION
 from .statements import OFFICIAL_STATEMENT
+from .threats import THREAT_PATTERN
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +42,7 @@ DETECTORS: dict[str, Detector] = {
         SEXUAL,
         SLURS,
         THREATS,
+        THREAT_PATTERN,
         HARASSMENT_PATTERN,
         POLICE_REPORT,
         PII_SSN,
@@ -54,6 +59,7 @@ DETECTORS: dict[str, Detector] = {
         OFFICIAL_STATEMENT,
         DEFAMATION,
         EICAR_DETECTOR,
+        LINK_SHORTENER,
         OFFENSIVE_CLASSIFIER,
     )
 }
@@ -98,31 +104,142 @@ def scan_text(text: str, *, where: str = "body",
     return select(scan_all(text, where=where), detection)
 
 
+def scan_many(texts: Sequence[str], *, where: str = "body",
+              detection: Mapping[str, DetectionSetting] | None = None) -> list[list[Hit]]:
+    """:func:`scan_text` of each of ``texts``, in order: the same hits, but the classifier scores every
+    text's windows in one batch, which is what makes many short texts (posts, comments) fast."""
+    return [select(hits, detection) for hits in scan_all_many(texts, where=where)]
+
+
 def scan_all(text: str, *, where: str = "body", refine: bool = True) -> list[Hit]:
     """Every hit of every detector, refined by the classifier (unless ``refine`` is
     false), before any selection."""
-    if not isinstance(text, str):
-        raise TypeError(f"scan_text expects str, not {type(text).__name__}")
+    return scan_all_many([text], where=where, refine=refine)[0]
+
+
+def scan_all_many(texts: Sequence[str], *, where: str = "body", refine: bool = True) -> list[list[Hit]]:
+    """:func:`scan_all` of each of ``texts``: the detectors run text by text, then the classifier
+    scores the windows of all of them at once and refines each text's hits."""
+    for text in texts:
+        if not isinstance(text, str):
+            raise TypeError(f"scan_text expects str, not {type(text).__name__}")
+    staged = [_detect(text, where) for text in texts]
+    if refine:
+        _refine_all(staged, where)
+    out: list[list[Hit]] = []
+    for _norm, hits in staged:
+        hits.sort(key=_order)
+        out.append(hits)
+    return out
+
+
+def _order(h: Hit) -> tuple[int, int, str, str]:
+    return h.start, h.end, h.category, h.detector
+
+
+def _detect(text: str, where: str) -> tuple[Normalised | None, list[Hit]]:
+    """The normalised text and the hits of every detector that can fire on it (before the classifier)."""
     if not text:
-        return []
+        return None, []
     try:
         norm = normalise_text(text)
     except Exception:  # pragma: no cover - defensive: a text must never stop the scan
         log.exception("normalisation failed (where=%s)", where)
-        return []
+        return None, []
     hits: list[Hit] = []
-    for detector in DETECTORS.values():
+    plan, always, by_index = _plan()
+    run = set(always)
+    for i in shared_pass(norm):
+        run.update(by_index.get(i, ()))  # the detectors one of whose words or trigger phrases is in the text
+    digits = -1
+    for k in sorted(run):
+        detector, min_digits = plan[k]
+        if min_digits:
+            if digits < 0:
+                digits = count_digits(text)
+            if digits < min_digits:
+                continue
         try:
             hits.extend(detector.scan(text, norm))
         except Exception:  # pragma: no cover - defensive
             log.exception("detector %s failed (where=%s)", detector.name, where)
-    if refine:
+    return norm, hits
+
+
+def _refine_all(staged: list[tuple[Normalised | None, list[Hit]]], where: str) -> None:
+    """Let the classifier refine each text's hits in place; its windows are scored in one batch."""
+    jobs: list[tuple[int, Normalised, list[tuple[int, int, frozenset[str]]]]] = []
+    wanted: dict[str, None] = {}
+    for k, (norm, hits) in enumerate(staged):
+        if norm is None:
+            continue
         try:
-            hits = OFFENSIVE_CLASSIFIER.refine(text, norm, hits, protected_groups(norm))
+            groups = protected_groups(norm)
+            windows = OFFENSIVE_CLASSIFIER.windows(norm, hits, groups)
         except Exception:  # pragma: no cover - defensive: the lexicon hits stand
             log.exception("classifier failed (where=%s)", where)
-    hits.sort(key=lambda h: (h.start, h.end, h.category, h.detector))
-    return hits
+            continue
+        if windows:
+            jobs.append((k, norm, groups))
+            for a, b in windows:
+                wanted.setdefault(features.prepare(norm.text[a:b]), None)
+    if not jobs:
+        return
+    model = load_model()
+    if model is None:
+        return
+    try:
+        texts = list(wanted)
+        scored = dict(zip(texts, model.probabilities_many(texts), strict=True))
+    except Exception:  # pragma: no cover - defensive: the lexicon hits stand
+        log.exception("classifier failed (where=%s)", where)
+        return
+    for k, norm, groups in jobs:
+        try:
+            hits = OFFENSIVE_CLASSIFIER.refine(norm.original, norm, staged[k][1], groups,
+                                               probabilities=scored.__getitem__, thresholds=model.thresholds)
+        except Exception:  # pragma: no cover - defensive: the lexicon hits stand
+            log.exception("classifier failed (where=%s)", where)
+            continue
+        staged[k] = (norm, hits)
+
+
+_Plan = tuple[list[tuple[Detector, int]], frozenset[int], dict[int, tuple[int, ...]]]
+_PLAN: list[_Plan] = []
+_DIGITS = "0123456789"
+
+
+def _plan() -> _Plan:
+    """What each detector needs before it is worth calling: (detector, digits the text must hold) in
+    registry order; the positions of the detectors that always run; and, per shared phrase index id,
+    the positions of the detectors that run when that index matched (a detector with ``needs`` cannot
+    fire without a match of one of those indexes). The classifier is not in it: its work is
+    :meth:`~.classifier.OffensiveClassifier.refine`."""
+    if not _PLAN:
+        plan: list[tuple[Detector, int]] = []
+        always: set[int] = set()
+        by_index: dict[int, list[int]] = {}
+        for d in DETECTORS.values():
+            if d is OFFENSIVE_CLASSIFIER:
+                continue
+            k = len(plan)
+            plan.append((d, int(getattr(d, "min_digits", 0))))
+            needs = getattr(d, "needs", None)
+            if needs is None:
+                always.add(k)
+            else:
+                for index in needs:
+                    by_index.setdefault(index.id, []).append(k)
+        _PLAN.append((plan, frozenset(always), {i: tuple(ks) for i, ks in by_index.items()}))
+    return _PLAN[0]
+
+
+def count_digits(text: str) -> int:
+    """ASCII digits in ``text``; a large number when it holds any other character, because the detectors'
+    ``\\d`` also matches other scripts' digits."""
+    if not text.isascii():
+        return 1 << 30
+    return sum(map(text.count, _DIGITS))
 
 
 def protected_groups(norm: Normalised) -> list[tuple[int, int, frozenset[str]]]:

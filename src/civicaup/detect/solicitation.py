@@ -24,6 +24,7 @@ import re
 
 from . import data
 from .hit import Hit, hits_from_spans
+from .links import SHORTENERS
 from .matcher import Match, PhraseIndex
 from .normalise import Normalised
 
@@ -79,6 +80,44 @@ _AD_WINDOW = 250
 _ASKING = re.compile(r"\basking (?:only |just |around |about )?\$ ?\d[\d,.]*k?")
 
 
+#: a link in the normalised text: a scheme or www., or a host with a path ("bit.ly/3xhot")
+LINK = re.compile(r"(?:https?://|www\.)[^\s<>\"']+|\b[a-z0-9][a-z0-9\-]*(?:\.[a-z0-9\-]+)*\.[a-z]{2,6}/[^\s<>\"']+")
+#: selling reach: "cheap instagram followers", "10k real followers", "buy youtube views"
+_ENGAGE_BEFORE = re.compile(
+    r"(?:^|[^a-z0-9])(?:buy|buying|get|gain|grow|boost|sell|selling|cheap|cheapest|real|instant|active|organic"
+    r"|guaranteed|targeted|quality|\d[\d,.]*k?)(?: (?:real|instant|cheap|active|organic|guaranteed|targeted|high"
+    r"|quality|more|new|us|usa|american|human|legit|fast|\d[\d,.]*k?))*"
+    r"(?: (?:instagram|ig|insta|tiktok|tik tok|twitter|youtube|yt|facebook|fb|spotify|twitch|snapchat|linkedin"
+    r"|google|yelp|amazon|soundcloud|reddit))? $"
+)
+_ENGAGE_SIGNAL = re.compile(
+    r"\$ ?\d|\b\d+ ?(?:usd|dollars|bucks)\b|\bcheap(?:est)?\b|\bprices?\b|\bbuy\b|\bfor sale\b|\bdm\b|\bpm\b"
+    r"|\binbox\b|\bmessage me\b|\bwhatsapp\b|\btelegram\b|\blink in (?:my )?bio\b|\bpaypal\b|\bcash ?app\b"
+    r"|\bvenmo\b"
+)
+_ENGAGE_WINDOW = 120
+
+
+def _engagement(s: str, matches: list[Match]) -> list[tuple[int, int, float, set[str]]]:
+    """Selling social-media reach: a quantity or a buying word before "followers" / "likes" / "views",
+    with a price, "cheap" or a contact ask within ``_ENGAGE_WINDOW`` characters."""
+    out: list[tuple[int, int, float, set[str]]] = []
+    for m in matches:
+        if "role:engagement" not in m.tags:
+            continue
+        before = _ENGAGE_BEFORE.search(s, max(0, m.start - 60), m.start)
+        if before is None:
+            continue
+        start = before.start() + (0 if s[before.start()].isalnum() else 1)
+        lo, hi = max(0, start - _ENGAGE_WINDOW), min(len(s), m.end + _ENGAGE_WINDOW)
+        signal = _ENGAGE_SIGNAL.search(s, lo, hi)
+        if signal is None:
+            continue
+        out.append((min(start, signal.start()), max(m.end, signal.end()), 0.8,
+                    {"solicitation:commercial", "solicitation:social-reach"}))
+    return out
+
+
 def _same_sentence(s: str, a: int, b: int) -> bool:
     return b - a <= _SENTENCE_GAP and _BREAK.search(s, a, b) is None
 
@@ -92,6 +131,7 @@ class SolicitationDetector:
     def __init__(self) -> None:
         self.index = PhraseIndex("solicitation", confidence=0.8)
         self.triggers = PhraseIndex(lambda: data.parse_lines(_TRIGGERS))
+        self.needs = (self.index, self.triggers)
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
         s = norm.text
@@ -115,11 +155,24 @@ class SolicitationDetector:
                 if om is not None:
                     spans.append((om.start(), om.end(), 0.7, {"solicitation:commercial"}))
         spans.extend(self._adverts(s, matches, triggers))
+        spans.extend(_engagement(s, matches))
         return hits_from_spans(norm, self.name, "solicitation", spans)
 
     def _adverts(self, s: str, matches: list[Match], triggers: list[Match]) -> list[tuple[int, int, float, set[str]]]:
         """A call to action with offers within ``_AD_WINDOW`` characters, weighing 2 or more together."""
         ctas = [(m.start, m.end, int("cta:business" in m.tags)) for m in matches if "role:cta" in m.tags]
+        hidden: set[int] = set()
+        links: list[tuple[int, int]] = []
+        dating = [(m.start, m.end) for m in matches if "offer:dating" in m.tags]
+        if dating and ("/" in s or "www." in s):
+            # next to a dating offer a link is the call to action ("meet hot singles: bit.ly/3xhot"); elsewhere
+            # links are everywhere in legitimate newsletters, so they do not count
+            for u in LINK.finditer(s):
+                links.append((u.start(), u.end()))
+                ctas.append((u.start(), u.end(), 0))
+                host = u.group().split("://", 1)[-1].split("/", 1)[0].removeprefix("www.")
+                if host in SHORTENERS:
+                    hidden.add(u.start())
         for t in triggers:
             if "role:call" in t.tags:
                 cm = _CALL.match(s, t.start)
@@ -131,16 +184,25 @@ class SolicitationDetector:
                   for m in matches if "role:offer" in m.tags]
         if "off" in s or "save" in s:
             offers.extend((d.start(), d.end(), 2) for d in _DEAL.finditer(s))
+        if dating:
+            offers = [(a, b, 2 if (a, b) in dating else w) for a, b, w in offers]
         if not offers:
             return []
         out: list[tuple[int, int, float, set[str]]] = []
         for a, b, voice in ctas:
             near = [o for o in offers if o[0] < b + _AD_WINDOW and a - _AD_WINDOW < o[1] and not (a <= o[0] < b)]
+            if (a, b) in links:
+                near = [o for o in near if (o[0], o[1]) in dating]
             free = voice and any(w == 1 for _, _, w in near)
             if near and free + sum(max(w, 1) for _, _, w in near) >= 2:
                 start = min([a] + [o[0] for o in near])
                 end = max([b] + [o[1] for o in near])
-                out.append((start, end, 0.75, {"solicitation:commercial", "solicitation:advertisement"}))
+                tags = {"solicitation:commercial", "solicitation:advertisement"}
+                if any((o[0], o[1]) in dating for o in near):
+                    tags.add("solicitation:dating")
+                if a in hidden:
+                    tags.add("link:shortener")  # where the advertisement leads is hidden
+                out.append((start, end, 0.75, tags))
         return out
 
     def _votes(self, norm: Normalised, triggers: list[Match]) -> list[tuple[int, int, float, set[str]]]:
@@ -174,6 +236,26 @@ def _nearest_ask(s: str, topic: Match, asks: list[Match]) -> Match | None:
     return None
 
 
+#: what makes "for sale" an offer: a price, a condition, a contact ask or the seller's own voice nearby
+_SALE_SUPPORT = re.compile(
+    r"\$ ?\d|\b(?:obo|or best offer|asking|price|firm|barely used|lightly used|gently used|like new|new in box"
+    r"|good condition|great condition|excellent condition|mint condition|works great|runs great|miles|call me|text me"
+    r"|email me|e mail me|contact me|pm me|dm me|message me|let me know|interested|pick up|pickup|cash|make an offer"
+    r"|make me an offer|i'm selling|im selling|i am selling|we're selling|we are selling)\b"
+)
+_SALE_NEAR = 150
+#: "For sale: treadmill", "FOR SALE - 2012 Civic": a heading at the start of the text or of a line
+_SALE_HEADING = re.compile(r"(?:^|\n|\. |subject ?: ?|re ?: ?)$")
+
+
+def _sale_supported(s: str, m: Match) -> bool:
+    if s.startswith((":", " :", " -"), m.end) or m.end == len(s):
+        return True
+    if _SALE_HEADING.search(s, max(0, m.start - 12), m.start):
+        return True
+    return _SALE_SUPPORT.search(s, max(0, m.start - _SALE_NEAR), min(len(s), m.end + _SALE_NEAR)) is not None
+
+
 class PersonalSaleDetector:
     """``personal-sale-phrase``: selling personal items ("OBO", "selling my")."""
 
@@ -182,11 +264,15 @@ class PersonalSaleDetector:
 
     def __init__(self, solicitation: SolicitationDetector) -> None:
         self._solicitation = solicitation
+        self.needs = solicitation.needs
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
         spans: list[tuple[int, int, float, set[str]]] = []
+        s = norm.text
         for m in self._solicitation.index.find(norm):
             if "role:sale" in m.tags:
+                if "sale:needs-support" in m.tags and not _sale_supported(s, m):
+                    continue  # "kittens for sale", "the Brooklyn Bridge for sale!": news and jokes, not an offer
                 spans.append((m.start, m.end, m.confidence, {"sale:personal"}))
         for t in self._solicitation.triggers.find(norm):
             am = _ASKING.match(norm.text, t.start) if t.phrase == "asking" else None

@@ -12,6 +12,7 @@ import re
 
 from . import data
 from .hit import Hit, dedupe, hit_from_norm
+from .lexicon import MAX_HITS_PER_DETECTOR
 from .matcher import PhraseIndex
 from .normalise import Normalised, normalise_text
 
@@ -98,6 +99,7 @@ class OfficialStatementDetector:
 
     def __init__(self) -> None:
         self.triggers = PhraseIndex(lambda: data.parse_lines(_TRIGGERS))
+        self.needs = (self.triggers,)
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
         triggers = self.triggers.find(norm)
@@ -121,7 +123,7 @@ class OfficialStatementDetector:
         disclaimer = "disclaimer:present" if _DISCLAIMER.search(s) else "disclaimer:absent"
         return [
             Hit(h.category, h.detector, h.evidence, h.start, h.end, h.confidence, h.tags | {disclaimer})
-            for h in dedupe(hits)
+            for h in dedupe(hits)[:MAX_HITS_PER_DETECTOR]
         ]
 
 

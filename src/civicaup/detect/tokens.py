@@ -18,6 +18,7 @@ _LEET = str.maketrans(
     {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "$": "s", "@": "a", "!": "i", "#": "*"}
 )
 _RUN = re.compile(r"([a-z])\1{2,}")
+_TAIL_MASK = re.compile(r"([a-z]{1,12}\*{2,})([!#@]*)")
 MAX_TOKEN = 40
 
 #: bytes.translate table: letters -> a, leet characters -> 1, anything else -> space.
@@ -48,23 +49,43 @@ SPACED_MASK = bytes.maketrans(
 )
 
 
+#: The words people mask with a letter or two left ("f***", "s***", "b*****d"), in the order a
+#: mask that fits several is read; only these are read from so little.
+COMMON_MASKED: tuple[str, ...] = (
+    "fuck", "fucking", "fucker", "fucked", "motherfucker", "shit", "bullshit", "bitch", "cunt", "ass", "asshole",
+    "bastard", "damn", "dick", "piss", "whore", "slut", "pussy", "cock", "crap", "bollocks",
+)
+
+
 @lru_cache(maxsize=4096)
 def unmask(word: str) -> str | None:
     """Resolve a masked word (``*`` = hidden letters) against the bad-word list."""
     parts = [p for p in re.split(r"(\*+)", word) if p]
     visible = sum(len(p) for p in parts if p[0] != "*")
     hidden = len(word) - visible
-    if visible == 0 or visible * 2 < hidden or not word.replace("*", "").isalpha():
+    if visible == 0 or not word.replace("*", "").isalpha():
         return None
+    if visible * 2 < hidden:  # too little left to read it against every word: only the usual masked words
+        exact = re.compile("".join(f"[a-z]{{{len(p)}}}" if p[0] == "*" else re.escape(p) for p in parts))
+        return next((w for w in COMMON_MASKED if exact.fullmatch(w)), None)
     exact = "".join(f"[a-z]{{{len(p)}}}" if p[0] == "*" else re.escape(p) for p in parts)
     loose = "".join(f"[a-z]{{1,{len(p) + 2}}}" if p[0] == "*" else re.escape(p) for p in parts)
-    for pattern in (exact, loose) if visible >= 3 else (exact,):
+    stars = [len(p) for p in parts if p[0] == "*"]
+    shortest, longest = visible + len(stars), visible + sum(stars) + 2 * len(stars)
+    for pattern, lengths in ((exact, (len(word), len(word))), (loose, (shortest, longest))) if visible >= 3 else (
+            (exact, (len(word), len(word))),):
         rx = re.compile(pattern)
-        for candidate in data.bad_words():
+        for candidate in _bad_words_between(*lengths):
             if rx.fullmatch(candidate):
                 return candidate
     stripped = word.replace("*", "")
     return stripped if stripped in data.known_words() else None
+
+
+@lru_cache(maxsize=64)
+def _bad_words_between(shortest: int, longest: int) -> tuple[str, ...]:
+    """The bad words whose length is in ``[shortest, longest]``, in priority order."""
+    return tuple(w for w in data.bad_words() if shortest <= len(w) <= longest)
 
 
 @lru_cache(maxsize=8192)
@@ -84,6 +105,8 @@ def squeeze(word: str) -> tuple[str, tuple[int, ...]] | None:
         for (a, b), n in zip(reversed(runs), reversed(combo), strict=True):
             del keep[a + n : b]
         candidate = "".join(word[k] for k in keep)
+        if len(candidate) < 3:
+            continue  # "xxx" or "zzz" squeezed to one or two letters reads as nothing
         if candidate in bad:  # an offensive reading wins over an innocent one ("as"/"ass")
             return candidate, tuple(keep)
         if candidate in known and found is None:
@@ -106,6 +129,13 @@ def fix_token(tok: str) -> tuple[str, tuple[int, ...]] | None:
     """
     if len(tok) > MAX_TOKEN:
         return None
+    tail = _TAIL_MASK.fullmatch(tok)
+    if tail is not None:  # "f***", "s***!": the stars are the word's hidden letters, not punctuation
+        resolved = unmask(tail.group(1))
+        if resolved is not None:
+            k = len(tail.group(1))
+            pos = tuple(min(k - 1, (i * k) // len(resolved)) for i in range(len(resolved)))
+            return resolved + tail.group(2), pos + tuple(range(k, len(tok)))
     lead = len(tok) - len(tok.lstrip("@#!*"))
     trail = len(tok) - len(tok.rstrip("!*#@"))
     core = tok[lead : len(tok) - trail]

@@ -1,17 +1,29 @@
 """event in, Decision out: the only place that decides."""
 from __future__ import annotations
 
+from time import perf_counter
+
 from civicaup.engine.checks import signals_for
 from civicaup.engine.decision import Decision, Finding
 from civicaup.engine.event import Event, Signal
 from civicaup.engine.exemptions import apply_exemptions
 from civicaup.engine.windows import in_window
+from civicaup.operations import metrics
 from civicaup.policy.compile import CompiledPack
 from civicaup.policy.schema import Rule
 
 
-def evaluate(event: Event, pack: CompiledPack) -> Decision:
-    """Run every rule of the pack for the event's channel; most severe finding wins."""
+def evaluate(event: Event, pack: CompiledPack, *, count: bool = True) -> Decision:
+    """Run every rule of the pack for the event's channel; most severe finding wins. Every adapter decides
+    through here, so here the decision is counted and timed for /metrics (``count=False``: the caller counts
+    its answers itself, as the Squid helper does with its cached ones; the time is still observed)."""
+    start = perf_counter()
+    decision = _decide(event, pack)
+    metrics.decided(decision, perf_counter() - start, count=count)
+    return decision
+
+
+def _decide(event: Event, pack: CompiledPack) -> Decision:
     signals = signals_for(event, pack)
     findings: list[Finding] = []
     for rule in pack.rules_for(event.channel):

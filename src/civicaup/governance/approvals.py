@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, or_, select, update
 
 from civicaup.engine.decision import Decision
-from civicaup.governance import asks
+from civicaup.governance import asks, grants_cache
 from civicaup.governance.dates import last_day
 from civicaup.governance.errors import ConflictError, ForbiddenError, NotFoundError
 from civicaup.governance.people import ADMIN, acts_as, holders, person, same_department
@@ -305,6 +305,8 @@ def approve(engine: Engine, pack: CompiledPack, rid: int, as_email: str, note: s
     with engine.begin() as conn:
         conn.execute(update(approval_requests).where(approval_requests.c.id == rid, approval_requests.c.status == OPEN)
                      .values(status="approved", updated_at=t, valid_until=until))
+    if req.kind == "exemption":
+        grants_cache.invalidate(pack.id)  # this process's channels see the grant from their next decision
     approvers = sorted({f"{v.approver} as {v.role}" for v in req.votes if v.verdict == "approve"})
     audit.append(engine, actor=p.email, action="approval-grant", subject=f"approval {rid}", policy=pack.id,
                  detail={"kind": req.kind, "subject": req.subject, "requester": req.requester,

@@ -17,10 +17,11 @@ from civicaup.records.ingest import (Added, ImportReport, add_message, assigner_
                                      import_paths)
 from civicaup.records.keys import date_key, message_key  # noqa: F401
 from civicaup.stores.records_tables import archive_addresses, archive_attachments, archive_messages as M
+from civicaup.stores.records_tables import archive_originals as O
 
 __all__ = ["Added", "ImportReport", "Record", "add_message", "assigner_for", "count", "date_key", "delete_records",
-           "find_record", "import_items", "import_paths", "message_key", "original", "record_from_row",
-           "records_by_id", "verify"]
+           "find_record", "import_items", "import_paths", "message_key", "original", "purge_freed",
+           "record_from_row", "records_by_id", "verify"]
 
 
 # ---------------------------------------------------------------- reading
@@ -73,10 +74,13 @@ def record_from_row(r: Any) -> Record:
                   r.series_by, r.decision_action, r.source)
 
 
-def records_by_id(conn: Connection, ids: list[int]) -> list[Record]:
+def records_by_id(conn: Connection, ids: list[int], policy: str | None = None) -> list[Record]:
+    """The records with these ids, in that order; give the *policy* when known (PostgreSQL then reads only
+    that city's partitions)."""
     out: dict[int, Record] = {}
     for start in range(0, len(ids), 900):
-        for r in conn.execute(select(*RECORD_COLUMNS).where(M.c.id.in_(ids[start:start + 900]))):
+        q = select(*RECORD_COLUMNS).where(M.c.id.in_(ids[start:start + 900]))
+        for r in conn.execute(q if policy is None else q.where(M.c.policy == policy)):
             out[r.id] = record_from_row(r)
     return [out[i] for i in ids if i in out]
 
@@ -100,9 +104,10 @@ def find_record(engine: Engine, policy: str, ref: str) -> Record:
     return record_from_row(rows[0])
 
 
-def original(record: Record) -> bytes:
-    """The original bytes, hash-verified (BlobError if missing or altered)."""
-    return blobs.get(record.sha256)
+def original(record: Record, engine: Engine | None = None) -> bytes:
+    """The original bytes, hash-verified (BlobError if missing or altered). `engine` defaults to the
+    configured store."""
+    return blobs.get(record.sha256, engine)
 
 
 def count(engine: Engine, policy: str) -> int:
@@ -111,46 +116,95 @@ def count(engine: Engine, policy: str) -> int:
 
 
 def verify(engine: Engine, policy: str) -> tuple[int, list[tuple[str, str]]]:
-    """Check every original of a policy against its hash: (records checked, [(ref, problem)])."""
+    """Check every original of a policy against its hash: (records checked, [(ref, problem)]). Originals are
+    read in the order they lie in their segments."""
     bad: list[tuple[str, str]] = []
     n = 0
     with engine.connect() as conn:
-        for sha in conn.scalars(select(M.c.sha256).where(M.c.policy == policy).order_by(M.c.id)):
+        rows = conn.execute(select(M.c.sha256, O.c.segment, O.c.byte_offset, O.c.byte_length)
+                            .select_from(M.outerjoin(O, O.c.sha256 == M.c.sha256))
+                            .where(M.c.policy == policy).order_by(O.c.segment, O.c.byte_offset))
+        for r in rows:
             n += 1
+            loc = blobs.Location(r.segment, r.byte_offset, r.byte_length) if r.segment is not None else None
             try:
-                blobs.get(sha)
+                blobs.read_at(r.sha256, loc)
             except blobs.BlobError as exc:
-                bad.append((sha[:12], str(exc)))
+                bad.append((r.sha256[:12], str(exc)))
     return n, bad
 
 
 # ---------------------------------------------------------------- removal (retention only)
 
 def delete_records(engine: Engine, ids: list[int]) -> list[str]:
-    """Remove rows and index entries, then originals no other row uses. Returns the hashes removed."""
+    """Remove rows and index entries, then destroy the originals no other row uses: their payloads are
+    overwritten with zeros and the segments they were in compacted (see civicaup.records.blobs). Returns
+    the hashes of the records removed."""
+    with blobs.Maintenance(shared=False):
+        blobs.finish_pending(engine)
+        with engine.connect() as conn:  # commit as you go: the pragmas are set outside the transaction
+            sqlite = conn.dialect.name == "sqlite"
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA secure_delete = ON")  # freed pages are zeroed, not left readable
+                conn.commit()
+            try:
+                shas = _delete_rows(conn, ids)
+                still = set()
+                for start in range(0, len(shas), 900):
+                    still |= set(conn.scalars(select(M.c.sha256).where(M.c.sha256.in_(shas[start:start + 900]))))
+                blobs.forget(conn, sorted(set(shas) - still))
+                conn.commit()
+            finally:
+                conn.rollback()
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA secure_delete = OFF")
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # no old page copies left in the WAL
+                    conn.commit()
+        touched = blobs.finish_pending(engine)
+        if touched:
+            blobs.compact_locked(engine, touched)
+    return shas
+
+
+def purge_freed(engine: Engine) -> None:
+    """After a disposition run, SQLite: rebuild the full-text index so the deleted records' words leave it
+    (a contentless FTS5 index only marks them deleted until its segments merge), with freed pages zeroed,
+    and empty the WAL. The cost grows with the index (a full merge): once per run, not per chunk.
+    PostgreSQL keeps deleted rows' bytes in dead tuples until their space is reused (VACUUM FULL rewrites
+    the tables); see docs/records.md."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+        conn.commit()
+        try:
+            conn.exec_driver_sql("INSERT INTO archive_fts(archive_fts) VALUES ('optimize')")
+            conn.commit()
+        finally:
+            conn.rollback()
+            conn.exec_driver_sql("PRAGMA secure_delete = OFF")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.commit()
+
+
+def _delete_rows(conn: Connection, ids: list[int]) -> list[str]:
     shas: list[str] = []
-    with engine.begin() as conn:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            rows = conn.execute(select(M.c.id, M.c.sha256, M.c.text_z).where(M.c.id.in_(chunk))).all()
-            if conn.dialect.name == "sqlite":
-                fts = []
-                for r in rows:
-                    if r.text_z is not None:
-                        subject, _, body = zlib.decompress(r.text_z).decode("utf-8").partition("\x00")
-                        fts.append((r.id, subject, body))
-                if fts:
-                    conn.exec_driver_sql("INSERT INTO archive_fts(archive_fts, rowid, subject, body) "
-                                         "VALUES ('delete', ?, ?, ?)", fts)
-            else:
-                conn.exec_driver_sql("DELETE FROM archive_fts WHERE id = ANY(%s)", ([r.id for r in rows],))
-            conn.execute(delete(archive_addresses).where(archive_addresses.c.message.in_(chunk)))
-            conn.execute(delete(archive_attachments).where(archive_attachments.c.message.in_(chunk)))
-            conn.execute(delete(M).where(M.c.id.in_(chunk)))
-            shas.extend(r.sha256 for r in rows)
-        still = set()
-        for start in range(0, len(shas), 900):
-            still |= set(conn.scalars(select(M.c.sha256).where(M.c.sha256.in_(shas[start:start + 900]))))
-    for sha in set(shas) - still:
-        blobs.delete(sha)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = conn.execute(select(M.c.id, M.c.sha256, M.c.text_z).where(M.c.id.in_(chunk))).all()
+        if conn.dialect.name == "sqlite":
+            fts = []
+            for r in rows:
+                if r.text_z is not None:
+                    subject, _, body = zlib.decompress(r.text_z).decode("utf-8").partition("\x00")
+                    fts.append((r.id, subject, body))
+            if fts:
+                conn.exec_driver_sql("INSERT INTO archive_fts(archive_fts, rowid, subject, body) "
+                                     "VALUES ('delete', ?, ?, ?)", fts)
+        else:
+            conn.exec_driver_sql("DELETE FROM archive_fts WHERE id = ANY(%s)", ([r.id for r in rows],))
+        conn.execute(delete(archive_addresses).where(archive_addresses.c.message.in_(chunk)))
+        conn.execute(delete(archive_attachments).where(archive_attachments.c.message.in_(chunk)))
+        conn.execute(delete(M).where(M.c.id.in_(chunk)))
+        shas.extend(r.sha256 for r in rows)
     return shas

@@ -81,7 +81,7 @@ def export_request(engine: Engine, policy: str, request_id: int, out: Path, *, a
                 writer.writerow([*base, "withheld", it.note, "", ""])
                 log.append(f"  {doc} {rec.ref} withheld: {it.note or 'no reason given'}")
                 continue
-            raw = original(rec)
+            raw = original(rec, engine)
             produced = produce(rec, raw, manual.get(rec.sha256, []))
             files = [f"redacted/{doc}-{rec.ref}.txt"]
             zf.writestr(f"{top}/{files[0]}", produced.text)

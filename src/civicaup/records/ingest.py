@@ -1,7 +1,10 @@
-"""Getting messages into the archive: the journal hook (`add_message`, one message, synced to disk before
-its row is committed) and mailbox imports (`import_paths`: mbox, Maildir, .eml; read, hashed, stored and
-parsed in worker processes, inserted in batches of a few hundred per transaction). Either way the original
-bytes go to the content-addressed blob store first, then the row: a row never exists without its original.
+"""Getting messages into the archive: the journal hook (`add_message`, one message) and mailbox imports
+(`import_paths`: mbox, Maildir, .eml). Imports read, hash, parse and compress in worker processes, a chunk
+of messages at a time (a chunk whose originals the archive already holds is not parsed again); this process
+then stores a batch at a time: the new originals appended to a segment and fsync'ed once, then one
+transaction with their location rows, the message rows, addresses, attachment names and full-text rows,
+each inserted with one executemany in id order. Either way the original is on disk before its row is
+committed: a row never exists without its original.
 """
 from __future__ import annotations
 
@@ -23,16 +26,20 @@ from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from civicaup.errors import InputError
-from civicaup.records import blobs
+from civicaup.operations import metrics
+from civicaup.records import blobs, segments
 from civicaup.records.extract import Extracted, extract
 from civicaup.records.keys import allocate, message_key
+from civicaup.records.segments import Location
 from civicaup.records.schedules import Assigner, Person, schedule_for
 from civicaup.records.sources import Ref, check_paths, iter_refs
+from civicaup.stores import partitions
 from civicaup.stores.records_tables import archive_messages as M
 from civicaup.stores.tables import people
 
-BATCH = 500
-IN_FLIGHT = 4000  # messages read ahead of the database, so a huge mailbox never sits in memory whole
+BATCH = 1000  # messages per transaction (and per fsync of the segment)
+CHUNK = 32  # messages per task of a worker process (one "already stored?" query each)
+IN_FLIGHT = 4000 // CHUNK  # chunks read ahead of the database, so a huge mailbox never sits in memory whole
 
 
 # ---------------------------------------------------------------- preparing (in worker processes)
@@ -58,6 +65,13 @@ class Prepared(NamedTuple):
     attachment_names: tuple[str, ...]  # lowercased
     body: str
     decision: dict[str, Any] | None = None  # from the mail path's journal header, when imported from it
+
+
+class Item(NamedTuple):
+    """A prepared message with the payload to store for its original (segments.encode)."""
+    prepared: Prepared
+    payload: bytes
+    flags: int
 
 
 @dataclass(frozen=True)
@@ -117,7 +131,8 @@ def prepare(ex: Extracted, source: str, assigner: Assigner, keep_text: bool) -> 
                     ex.body if keep_text else _PG_SEPARATORS.sub(" ", ex.body))
 
 
-_WORKER: dict[str, Any] = {}  # set before the worker pool forks: the assigner and whether to keep text
+_WORKER: dict[str, Any] = {}  # set before the worker pool forks: the assigner, whether to keep text, the engine
+SQLITE_CACHE_KIB = 65536  # page cache of the importing connection: the indexes' working set at city scale
 
 
 JOURNAL_HEADER = b"X-Civicaup-Journal:"
@@ -140,51 +155,91 @@ def strip_journal(raw: bytes) -> tuple[bytes, dict[str, Any] | None]:
     return b"\n".join(lines[n:]), record if isinstance(record, dict) else None
 
 
-def _prepare(item: Ref) -> tuple[Ref, str, Prepared | str]:
-    """In a worker: read, hash, store the original, parse, classify. Returns the prepared message, an error
-    sentence, or None when the original was already stored (most likely a duplicate: the database decides,
-    and parsing is skipped). Never raises."""
-    try:
-        raw = item.read()
-    except OSError as exc:
-        return item, "error", f"unreadable: {exc.strerror or exc}"
-    if isinstance(raw, str):
-        return item, "error", raw
-    try:
+def _known(shas: list[str]) -> set[str]:
+    """In a worker: which originals the archive holds already (its own connection, made after the fork)."""
+    engine = _WORKER.get("engine")
+    if engine is None or not shas:
+        return set()
+    with engine.connect() as conn:
+        return blobs.stored(conn, shas)
+
+
+def _prepare_chunk(items: list[Ref]) -> list[tuple[Ref, str, Any]]:
+    """In a worker: read, hash, parse, classify and compress a chunk of messages. Each result is ("ok", Item),
+    ("stored", sha256) when the archive holds that original already (most likely a duplicate: the database
+    decides, and parsing is skipped), or ("error", sentence). Never raises."""
+    out: list[tuple[Ref, str, Any]] = []
+    read: list[tuple[int, bytes, dict[str, Any] | None, str]] = []
+    for item in items:
+        try:
+            raw = item.read()
+        except OSError as exc:
+            out.append((item, "error", f"unreadable: {exc.strerror or exc}"))
+            continue
+        if isinstance(raw, str):
+            out.append((item, "error", raw))
+            continue
         raw, journal = strip_journal(raw)
-        sha = hashlib.sha256(raw).hexdigest()
-        if blobs.exists(sha) and journal is None:
-            return item, "stored", sha
-        blobs.put(raw, sha)
-        p = _parse(raw, sha, item.source)
-        if journal is not None:
-            p = p._replace(decision=journal.get("decision"), source=f"journal {journal.get('queue_id') or ''}"
-                           .strip()[:1000])
-        return item, "ok", p
-    except Exception as exc:  # noqa: BLE001 - one bad message is counted, never fatal
-        return item, "error", f"{type(exc).__name__}: {str(exc)[:200]}"
+        read.append((len(out), raw, journal, hashlib.sha256(raw).hexdigest()))
+        out.append((item, "error", "not prepared"))
+    try:
+        known = _known([sha for _, _, journal, sha in read if journal is None])
+    except SQLAlchemyError:
+        known = set()  # the database answers later, in the importing process
+    for n, raw, journal, sha in read:
+        item = out[n][0]
+        if sha in known:
+            out[n] = (item, "stored", sha)
+            continue
+        try:
+            p = _parse(raw, sha, item.source)
+            if journal is not None:
+                p = p._replace(decision=journal.get("decision"),
+                               source=f"journal {journal.get('queue_id') or ''}".strip()[:1000])
+            out[n] = (item, "ok", Item(p, *segments.encode(raw)))
+        except Exception as exc:  # noqa: BLE001 - one bad message is counted, never fatal
+            out[n] = (item, "error", f"{type(exc).__name__}: {str(exc)[:200]}")
+    return out
 
 
 def _parse(raw: bytes, sha: str, source: str) -> Prepared:
     return prepare(extract(raw, sha256=sha), source, _WORKER["assigner"], _WORKER["keep_text"])
 
 
-def _prepared(items: Iterable[Ref], jobs: int) -> Iterator[tuple[Ref, str, Prepared | str]]:
+def _chunks(items: Iterable[Ref]) -> Iterator[list[Ref]]:
+    chunk: list[Ref] = []
+    for it in items:
+        chunk.append(it)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _init_worker() -> None:
+    engine = _WORKER.get("engine")
+    if engine is not None:
+        engine.dispose(close=False)  # the parent's pooled connections are not this process's to use
+
+
+def _prepared(items: Iterable[Ref], jobs: int) -> Iterator[tuple[Ref, str, Any]]:
     if jobs <= 1:
-        yield from map(_prepare, items)
+        for chunk in _chunks(items):
+            yield from _prepare_chunk(chunk)
         return
     gate = threading.BoundedSemaphore(IN_FLIGHT)
 
-    def gated() -> Iterator[Ref]:
-        for it in items:
+    def gated() -> Iterator[list[Ref]]:
+        for chunk in _chunks(items):
             gate.acquire()
-            yield it
+            yield chunk
 
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with ctx.Pool(jobs) as pool:
-        for result in pool.imap(_prepare, gated(), chunksize=32):
+    with ctx.Pool(jobs, initializer=_init_worker) as pool:
+        for results in pool.imap(_prepare_chunk, gated()):
             gate.release()
-            yield result
+            yield from results
 
 
 # ---------------------------------------------------------------- insertion
@@ -202,8 +257,8 @@ _INSERT_MESSAGE = ("INSERT INTO archive_messages (id, policy, sha256, message_id
 _INSERT_ADDRESS = "INSERT INTO archive_addresses (message, kind, address, domain) VALUES (?, ?, ?, ?)"
 _INSERT_ATTACHMENT = "INSERT INTO archive_attachments (message, position, name) VALUES (?, ?, ?)"
 _INSERT_FTS_SQLITE = "INSERT INTO archive_fts(rowid, subject, body) VALUES (?, ?, ?)"
-_INSERT_FTS_PG = ("INSERT INTO archive_fts(id, tsv) VALUES (%s, setweight(to_tsvector('english', %s), 'A') || "
-                  "setweight(to_tsvector('english', %s), 'B'))")
+_INSERT_FTS_PG = ("INSERT INTO archive_fts(id, policy, tsv) VALUES (%s, %s, setweight(to_tsvector('english', %s), "
+                  "'A') || setweight(to_tsvector('english', %s), 'B'))")
 
 
 def _exec(conn: Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -220,6 +275,10 @@ def insert_batch(conn: Connection, policy: str, batch: list[Prepared], now: date
     sqlite = conn.dialect.name == "sqlite"
     decisions = decisions or {}
     shas = list(dict.fromkeys(p.sha256 for p in batch))
+    # PostgreSQL: the city's partitions for these months, then one importer of this city at a time (a
+    # partitioned table cannot hold (policy, sha256) unique, so duplicates are kept out here)
+    partitions.before_insert(conn, "archive_messages", policy, [message_key(p.date or now, p.sha256) for p in batch],
+                             one_writer=True)
     existing: dict[str, int] = {}
     for start in range(0, len(shas), 900):
         existing.update(conn.execute(select(M.c.sha256, M.c.id).where(
@@ -242,7 +301,13 @@ def insert_batch(conn: Connection, policy: str, batch: list[Prepared], now: date
                      imported))
         addrs.extend((key, kind, a, d) for kind, a, d in p.addresses)
         atts.extend((key, i, n) for i, n in enumerate(p.attachment_names))
-        fts.append((key, p.subject if sqlite else _PG_SEPARATORS.sub(" ", p.subject), p.body))
+        fts.append((key, p.subject, p.body) if sqlite else (key, policy, _PG_SEPARATORS.sub(" ", p.subject), p.body))
+    # in id order: FTS5 flushes its pending terms whenever a rowid is lower than the one before, and every
+    # B-tree takes sorted keys with fewer page splits
+    msgs.sort(key=lambda r: r[0])
+    addrs.sort()
+    atts.sort()
+    fts.sort(key=lambda r: r[0])
     _exec(conn, _INSERT_MESSAGE.format(json="?" if sqlite else "CAST(? AS json)"), msgs)
     _exec(conn, _INSERT_ADDRESS, addrs)
     _exec(conn, _INSERT_ATTACHMENT, atts)
@@ -261,10 +326,14 @@ def insert_batch(conn: Connection, policy: str, batch: list[Prepared], now: date
     return out
 
 
-def _store_batch(engine: Engine, policy: str, batch: list[Prepared], report: ImportReport, *,
-                 strict: bool = False, decisions: dict[str, dict[str, Any]] | None = None) -> list[Added]:
+def _insert(engine: Engine, policy: str, batch: list[Prepared], locs: dict[str, Location], report: ImportReport,
+            *, strict: bool, decisions: dict[str, dict[str, Any]] | None) -> list[Added]:
+    """One transaction: location rows of the originals appended for this batch, then the messages."""
     try:
         with engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+            blobs.record(conn, {p.sha256: locs[p.sha256] for p in batch if p.sha256 in locs})
             added = insert_batch(conn, policy, batch, decisions=decisions)
     except SQLAlchemyError as exc:
         if strict:
@@ -274,7 +343,8 @@ def _store_batch(engine: Engine, policy: str, batch: list[Prepared], report: Imp
             report.failures.append((batch[0].source, f"database: {str(getattr(exc, 'orig', exc))[:200]}"))
             return []
         # one bad message (or a concurrent importer) must not lose the batch: go one by one
-        return [a for p in batch for a in _store_batch(engine, policy, [p], report)]
+        return [a for p in batch for a in _insert(engine, policy, [p], locs, report, strict=False,
+                                                   decisions=decisions)]
     for a in added:
         if a.duplicate:
             report.duplicate += 1
@@ -283,19 +353,48 @@ def _store_batch(engine: Engine, policy: str, batch: list[Prepared], report: Imp
     return added
 
 
+def store_items(engine: Engine, policy: str, items: list[Item], writer: segments.Writer, report: ImportReport, *,
+                strict: bool = False, decisions: dict[str, dict[str, Any]] | None = None) -> list[Added]:
+    """Store a batch: append the originals the archive does not hold yet, fsync once, commit the rows.
+    Copies no row ends up pointing at (a failed row, another importer first with the same message) are
+    zeroed at once."""
+    with blobs.Maintenance(shared=True):
+        with engine.connect() as conn:
+            have = blobs.stored(conn, [it.prepared.sha256 for it in items])
+        locs: dict[str, Location] = {}
+        for it in items:
+            sha = it.prepared.sha256
+            if sha not in have and sha not in locs:
+                locs[sha] = writer.append(sha, it.payload, it.prepared.size, it.flags)
+        writer.sync()
+        added = _insert(engine, policy, [it.prepared for it in items], locs, report, strict=strict,
+                        decisions=decisions)
+        if locs:
+            with engine.connect() as conn:
+                kept = blobs.locate(conn, locs)
+            writer.discard([loc for sha, loc in locs.items() if kept.get(sha) != loc])
+    writer.release()
+    return added
+
+
 # ---------------------------------------------------------------- the two ways in
 
 def add_message(engine: Engine, raw: bytes, *, policy: str, decision: dict[str, Any] | None,
                 source: str) -> Added:
     """Archive one message from the mail path (journal hook). Idempotent: the same bytes again are a
-    duplicate, and a decision arriving for a message archived without one is recorded."""
+    duplicate, and a decision arriving for a message archived without one is recorded. The original is
+    fsync'ed before its row is committed."""
     if not isinstance(raw, (bytes, bytearray)) or not raw:
         raise InputError("archive: a message must be non-empty bytes")
     raw = bytes(raw)
-    sha = blobs.put(raw, durable=True)
+    sha = hashlib.sha256(raw).hexdigest()
     p = prepare(extract(raw, sha256=sha), source, assigner_for(engine, policy), engine.dialect.name == "sqlite")
     decisions = {sha: decision} if decision is not None else None
-    added = _store_batch(engine, policy, [p], ImportReport(), strict=True, decisions=decisions)[0]
+    report = ImportReport()
+    with blobs.writer() as w:
+        added = store_items(engine, policy, [Item(p, *segments.encode(raw))], w, report, strict=True,
+                            decisions=decisions)[0]
+    metrics.archived(policy, report)
     if added.duplicate and decision is not None:
         with engine.begin() as conn:
             conn.execute(update(M).where(M.c.id == added.id, M.c.decision.is_(None))
@@ -306,42 +405,48 @@ def add_message(engine: Engine, raw: bytes, *, policy: str, decision: dict[str, 
 def import_items(engine: Engine, items: Iterable[Ref], *, policy: str, jobs: int | None = None,
                  progress: Callable[[ImportReport], None] | None = None) -> ImportReport:
     report, start = ImportReport(), time.perf_counter()
-    _WORKER.update(assigner=assigner_for(engine, policy), keep_text=engine.dialect.name == "sqlite")
+    _WORKER.update(assigner=assigner_for(engine, policy), keep_text=engine.dialect.name == "sqlite", engine=engine)
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
-    batch: list[Prepared] = []
-    stored: list[tuple[Ref, str]] = []  # originals already in the blob store: duplicates, unless not ours
+    batch: list[Item] = []
+    stored: list[tuple[Ref, str]] = []  # originals the archive holds already: duplicates, unless not ours
 
-    def flush() -> None:
-        nonlocal batch, stored
-        if stored:
-            shas = [sha for _, sha in stored]
-            with engine.connect() as conn:
-                have = set(conn.scalars(select(M.c.sha256).where(M.c.policy == policy, M.c.sha256.in_(shas))))
-            for ref, sha in stored:
-                if sha in have:
-                    report.duplicate += 1
-                    continue
-                raw = ref.read()  # stored for another policy, or left by an interrupted import: parse here
-                if isinstance(raw, bytes):
-                    batch.append(_parse(raw, sha, ref.source))
-            stored = []
-        if batch:
-            _store_batch(engine, policy, batch, report)
-            batch = []
-        if progress:
-            progress(report)
+    with blobs.writer() as writer:
+        def flush() -> None:
+            nonlocal batch, stored
+            if stored:
+                shas = [sha for _, sha in stored]
+                have: set[str] = set()
+                with engine.connect() as conn:
+                    for i in range(0, len(shas), 900):
+                        have |= set(conn.scalars(select(M.c.sha256).where(M.c.policy == policy,
+                                                                         M.c.sha256.in_(shas[i:i + 900]))))
+                for ref, sha in stored:
+                    if sha in have:
+                        report.duplicate += 1
+                        continue
+                    raw = ref.read()  # archived for another policy: parse here
+                    if isinstance(raw, bytes):
+                        raw, _ = strip_journal(raw)
+                        batch.append(Item(_parse(raw, sha, ref.source), *segments.encode(raw)))
+                stored = []
+            if batch:
+                store_items(engine, policy, batch, writer, report)
+                batch = []
+            metrics.archived(policy, report)  # what this batch added: civicaup_archive_ingested_total
+            if progress:
+                progress(report)
 
-    for ref, kind, result in _prepared(items, jobs):
-        if kind == "ok":
-            batch.append(result)  # type: ignore[arg-type]
-        elif kind == "stored":
-            stored.append((ref, result))  # type: ignore[arg-type]
-        else:
-            report.failed += 1
-            report.failures.append((ref.source, str(result)))
-        if len(batch) + len(stored) >= BATCH:
-            flush()
-    flush()
+        for ref, kind, result in _prepared(items, jobs):
+            if kind == "ok":
+                batch.append(result)
+            elif kind == "stored":
+                stored.append((ref, result))
+            else:
+                report.failed += 1
+                report.failures.append((ref.source, str(result)))
+            if len(batch) + len(stored) >= BATCH:
+                flush()
+        flush()
     report.seconds = time.perf_counter() - start
     return report
 

@@ -103,7 +103,7 @@ def items(engine: Engine, policy: str, request_id: int) -> list[Item]:
         rows = conn.execute(select(RI).where(RI.c.request == request_id).order_by(RI.c.tagged_at, RI.c.sha256)).all()
         ids = dict(conn.execute(select(M.c.sha256, M.c.id).where(
             M.c.policy == policy, M.c.sha256.in_([r.sha256 for r in rows]))).all()) if rows else {}
-        recs = {r.sha256: r for r in records_by_id(conn, list(ids.values()))}
+        recs = {r.sha256: r for r in records_by_id(conn, list(ids.values()), policy)}
     return [Item(r.sha256, r.status, r.note, recs.get(r.sha256)) for r in rows]
 
 
@@ -134,7 +134,7 @@ def tag(engine: Engine, policy: str, request_id: int, *, refs: list[str], filter
     if filters is not None:
         with engine.connect() as conn:
             ids = sorted(matching_ids(conn, policy, filters, get_pack(policy).tz), reverse=True)
-            shas += [r.sha256 for r in records_by_id(conn, ids)]
+            shas += [r.sha256 for r in records_by_id(conn, ids, policy)]
     shas = list(dict.fromkeys(shas))
     if not shas:
         return 0

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from civicaup.policy.registry import get_pack
-from civicaup.records.archive import date_key, delete_records
+from civicaup.records.archive import date_key, delete_records, purge_freed
 from civicaup.records.authz import require
 from civicaup.records.holds import held_ids
 from civicaup.records.schedules import Schedule, schedule_for
@@ -92,8 +92,10 @@ def plan(engine: Engine, policy: str, *, now: datetime | None = None) -> Plan:
                 continue
             rows = conn.execute(select(M.c.id, M.c.sha256, M.c.date, M.c.message_id, M.c.from_addr, M.c.subject,
                                        M.c.series)
-                                # coalesce keeps SQLite walking ids, not the (policy, sha256) index
-                                .where(func.coalesce(M.c.policy, "") == policy, M.c.series == s.id,
+                                # coalesce keeps SQLite walking ids, not the (policy, sha256) index;
+                                # PostgreSQL needs the plain column to read only this city's partitions
+                                .where(M.c.policy == policy if conn.dialect.name == "postgresql"
+                                       else func.coalesce(M.c.policy, "") == policy, M.c.series == s.id,
                                        M.c.id < date_key(cutoff))
                                 .order_by(M.c.id))
             for r in rows:
@@ -130,12 +132,14 @@ def run(engine: Engine, policy: str, *, dry_run: bool, actor: str | None, now: d
                         "retention": series[sid].retention.describe(), "confirm": series[sid].confirm,
                         "count": sum(1 for d in chunk if d.series == sid)} for sid in used],
             "records": [d.to_json() for d in chunk],
-            "method": "rows, index entries and original files deleted",
+            "method": "database rows and index entries deleted; each original's bytes overwritten with zeros "
+                      "in its segment file, which is then compacted or deleted",
         }
         e = audit.append(engine, actor=who, action="retention-disposition",
                          subject=f"{len(chunk)} records disposed of (run {run_id}, part {n}/{len(chunks)})",
                          policy=policy, detail=certificate)
         entries.append(e.id)
+    purge_freed(engine)
     return p, entries
 
 

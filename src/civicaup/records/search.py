@@ -245,8 +245,10 @@ def _sqlite_plan(conn: Connection, sql: _Sql, query: Query | None) -> tuple[str,
 def _pg_plan(sql: _Sql, query: Query | None) -> tuple[str, str]:
     exists = list(sql.exists)
     if query is not None:
+        # both sides name the city: PostgreSQL reads only its partitions (and its own GIN indexes)
         return "text", (f"SELECT f.id AS mid FROM archive_fts f JOIN archive_messages m ON m.id = f.id "
-                        f"WHERE {_where(_TSQUERY, _range('f.id', sql), 'm.policy = :policy', *exists)} "
+                        f"AND m.policy = f.policy WHERE "
+                        f"{_where(_TSQUERY, 'f.policy = :policy', _range('f.id', sql), 'm.policy = :policy', *exists)} "
                         f"ORDER BY f.id DESC")
     return "metadata", (f"SELECT m.id AS mid FROM archive_messages m "
                         f"WHERE {_where('m.policy = :policy', _range('m.id', sql), *exists)} ORDER BY m.id DESC")
@@ -277,7 +279,7 @@ def search(engine: Engine, policy: str, f: Filters, *, tz: ZoneInfo | None = Non
         if count:
             total = len(ids) if (limit is None or not more) else int(conn.execute(
                 text(f"SELECT count(*) FROM ({select_ids}) AS s"), params).scalar_one())
-        records = records_by_id(conn, ids)
+        records = records_by_id(conn, ids, policy)
     return SearchResult(records, total, more, (time.perf_counter() - start) * 1000, name,
                         params.get("q", ""))
 

@@ -9,10 +9,10 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
-from civicaup.config import home
 from civicaup.errors import CivicaupError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x63697669636175  # PostgreSQL advisory lock key held while a process migrates ("civicau")
 
 
 class StoreError(CivicaupError):
@@ -25,14 +25,14 @@ def database_url() -> str:
     from civicaup import settings
 
     cfg = settings.load()
-    if cfg.store_url.get_secret_value():
-        return cfg.database_url()
-    root = home()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StoreError(f"cannot create the data directory {root}: {exc.strerror or exc}") from None
-    return cfg.database_url()
+    url = cfg.database_url()
+    if url.startswith("sqlite:///"):  # the SQLite file's folder (the data directory by default) is made on first use
+        folder = Path(url.removeprefix("sqlite:///").split("?")[0]).expanduser().parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the folder {folder} for the store: {exc.strerror or exc}") from None
+    return url
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -63,6 +63,8 @@ def _open(url: str) -> Engine:
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":  # processes starting together on one database migrate in turn
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")

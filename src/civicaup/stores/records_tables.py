@@ -21,7 +21,7 @@ archive_messages = Table(
     "archive_messages", metadata,
     Column("id", ID, primary_key=True, autoincrement=False),  # date-ordered, see the module docstring
     Column("policy", String(64), nullable=False),
-    Column("sha256", String(64), nullable=False),  # of the original bytes, as stored under archive/<aa>/<sha256>
+    Column("sha256", String(64), nullable=False),  # of the original bytes; archive_originals says where they are
     Column("message_id", String(998), nullable=False, default=""),
     Column("date", DateTime(timezone=True), nullable=False),
     Column("date_source", String(16), nullable=False, default="header"),  # header, received or imported
@@ -41,6 +41,18 @@ archive_messages = Table(
     Column("imported_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("policy", "sha256", name="uq_archive_policy_sha256"),
 )
+
+# Where each original is kept (migration 0008): one row per distinct SHA-256, whatever the policy; see
+# civicaup.records.segments. Originals stored before 0008 as files (archive/<aa>/<sha256>) have no row.
+archive_originals = Table(
+    "archive_originals", metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("segment", Integer, nullable=False),  # archive/segments/<segment, 8 digits>.seg
+    Column("byte_offset", BigInteger, nullable=False),  # of the record's header
+    Column("byte_length", Integer, nullable=False),  # of the stored payload
+    sqlite_with_rowid=False,
+)
+Index("ix_archive_originals_segment", archive_originals.c.segment, archive_originals.c.byte_offset)
 
 archive_addresses = Table(
     "archive_addresses", metadata,

@@ -20,9 +20,19 @@ people = Table(
     UniqueConstraint("policy", "email", name="uq_people_policy_email"),
 )
 
+# Row ids of the tables that grow with a league's traffic: 64-bit on PostgreSQL (one global sequence each),
+# SQLite's INTEGER PRIMARY KEY (the rowid) there.
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+# The audit log: one hash chain per city (`chain` = the entry's policy; "" holds entries of no city and every
+# entry written before migration 0007, when the install had a single chain). `seq` numbers a chain from 1.
+# On PostgreSQL the table is partitioned by chain, then by month of `at` (stores/partitions.py); its key is
+# (chain, seq, at) and the chain's head row in audit_chains serialises writers of one chain.
 audit = Table(
     "audit", metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BIG_ID, primary_key=True),
+    Column("chain", String(64), nullable=False, default=""),
+    Column("seq", BigInteger, nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("actor", String(320), nullable=False),
     Column("action", String(64), nullable=False),
@@ -31,14 +41,23 @@ audit = Table(
     Column("detail", Text, nullable=False),  # canonical JSON, exactly as hashed
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
-    UniqueConstraint("prev_hash", name="uq_audit_prev_hash"),  # two writers racing: one wins, one retries
+    UniqueConstraint("chain", "seq", name="uq_audit_chain_seq"),  # SQLite; PostgreSQL: part of the primary key
 )
 Index("ix_audit_action", audit.c.action)
+
+# The head of each audit chain: a writer locks its chain's row, appends after it and moves it on.
+audit_chains = Table(
+    "audit_chains", metadata,
+    Column("chain", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False),  # the last entry's seq, 0 for none
+    Column("hash", String(64), nullable=False),  # the last entry's hash
+    Column("at", DateTime(timezone=True), nullable=True),  # when it was written
+)
 
 # Web usage from Squid's access.log (issue 9): one row a logged request, categorised at ingest.
 web_usage = Table(
     "web_usage", metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BIG_ID, primary_key=True),  # PostgreSQL: partitioned by policy and month of `at`, key (id, policy, at)
     Column("policy", String(64), nullable=False),
     Column("line_hash", String(64), nullable=False),  # sha256 of the log line and its repeat number in the file
     Column("at", DateTime(timezone=True), nullable=False),  # when Squid logged it (UTC)
@@ -55,7 +74,7 @@ web_usage = Table(
     Column("category", String(64), nullable=False),  # the first category of the index, "" if unlisted
     Column("categories", String(500), nullable=False),  # all of them, comma-separated
     Column("work_time", Boolean, nullable=False),  # within the city's working hours (not lunch)
-    UniqueConstraint("policy", "line_hash", name="uq_web_usage_line"),
+    UniqueConstraint("policy", "line_hash", name="uq_web_usage_line"),  # PostgreSQL: (policy, line_hash, at)
 )
 Index("ix_web_usage_policy_at", web_usage.c.policy, web_usage.c.at)
 Index("ix_web_usage_policy_email", web_usage.c.policy, web_usage.c.email)

@@ -28,6 +28,7 @@ from civicaup.channels.mail.spool import Spool, parse_file
 from civicaup.engine.decision import Decision
 from civicaup.engine.evaluate import evaluate
 from civicaup.engine.event import Actor, MailEvent
+from civicaup.governance import grants_cache
 from civicaup.policy.registry import get_pack
 
 log = logging.getLogger("civicaup.mail")
@@ -133,11 +134,15 @@ def actor_for(email: str, person: Any) -> Actor:
 
 _PACKS: dict[str, tuple[float, Any]] = {}
 PACK_TTL = 30.0
+_PINNED: dict[str, Any] = {}  # in a decision process: the pack its pool was started with (MailGateway.use_pack)
 
 
 def current_pack(policy: str) -> Any:
-    """The compiled pack, looked up at most every PACK_TTL seconds (finding it on disk costs more than deciding
-    a small message); an edited pack.yaml is picked up within that time."""
+    """The pack a decision process was started with; elsewhere the compiled pack, looked up at most every
+    PACK_TTL seconds (finding it on disk costs more than deciding a small message)."""
+    pinned = _PINNED.get(policy)
+    if pinned is not None:
+        return pinned
     now = time.monotonic()
     hit = _PACKS.get(policy)
     if hit is None or now - hit[0] > PACK_TTL:
@@ -147,21 +152,27 @@ def current_pack(policy: str) -> Any:
 
 
 def decide(policy: str, source: bytes | str, actor: Actor, sender: str, recipients: tuple[str, ...],
-           staff: frozenset[tuple[str, str]], at: datetime | None = None) -> Decision:
-    """Parse and evaluate one message. `source` is the message bytes or the path of the spooled file.
-    A pure function of its arguments (no store access), so it runs in a thread or another process."""
-    pack = current_pack(policy)
+           staff: frozenset[tuple[str, str]], at: datetime | None = None,
+           grants: frozenset[str] = frozenset(), pack: Any = None) -> Decision:
+    """Parse and evaluate one message. `source` is the message bytes or the path of the spooled file; `grants`
+    the rule ids the sender holds a current exemption for. A pure function of its arguments (no store access),
+    so it runs in a thread or another process. `pack`: the compiled pack (in a thread); None in a decision
+    process, which decides with the pack its pool was started with."""
+    pack = pack if pack is not None else current_pack(policy)
     if isinstance(source, (bytes, bytearray)):
         from civicaup.channels.mail.mime import parse_mail
         mail = parse_mail(bytes(source) or b"\r\n")
     else:
         mail = parse_file(source)
     when = (at or datetime.now(timezone.utc)).astimezone(pack.tz)
-    event = MailEvent(actor=actor, at=when, mail=mail, sender=sender, recipients=recipients, staff_names=staff)
+    event = MailEvent(actor=actor, at=when, mail=mail, sender=sender, recipients=recipients, staff_names=staff,
+                      granted_exemptions=grants)
     return evaluate(event, pack)
 
 
-def _warm(policy: str) -> None:
+def _warm(policy: str, pack: Any = None) -> None:
+    if pack is not None:
+        _PINNED[policy] = pack
     current_pack(policy)
 
 
@@ -191,7 +202,19 @@ class MailGateway:
         import multiprocessing
         ctx = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
         self.pool = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                                           initializer=_warm, initargs=(self.policy,))
+                                                           initializer=_warm, initargs=(self.policy, self.pack))
+
+    def use_pack(self, pack: Any) -> None:
+        """Decide new messages with this pack (SIGHUP reload). Messages being decided finish with the pack they
+        started with: in threads they hold it; with `workers`, a new pool starts with the new pack and the old
+        one exits once its messages are answered."""
+        if pack.id != self.policy:
+            raise ValueError(f"pack {pack.id} is not policy {self.policy}")
+        old = self.pool
+        self.pack = pack
+        if old is not None:
+            self._new_pool()
+            old.shutdown(wait=False)
 
     def _recycle_pool(self) -> None:
         """A worker overran its budget: stop that pool (killing its processes) and start a fresh one."""
@@ -218,17 +241,20 @@ class MailGateway:
         decided afresh), so a stalled filter does not leave a held copy of a message the MTA kept."""
         loop = asyncio.get_running_loop()
         try:
+            pack = self.pack  # this message is decided with the pack in use now, whatever a reload does meanwhile
             self.directory.refresh_if_stale()
-            sender = identity(envelope, self.pack.pack.city.mail_domain)
-            actor = actor_for(sender, self.directory.person(sender))
+            sender = identity(envelope, pack.pack.city.mail_domain)
+            person = self.directory.person(sender)
+            actor = actor_for(sender, person)
+            grants = await self.grants_for(actor, person)
             spool.flush()
             source: bytes | str = spool.getvalue() if not spool.on_disk else str(spool.path)
             rcpts = tuple(r.lower() for r in envelope.rcpt_to)
             pool = self.pool
             try:
                 decision = await asyncio.wait_for(loop.run_in_executor(
-                    pool or self.threads, decide, self.policy, source, actor, sender, rcpts, self.directory.staff),
-                    self.budget)
+                    pool or self.threads, decide, self.policy, source, actor, sender, rcpts, self.directory.staff,
+                    None, grants, None if pool else pack), self.budget)
             except (asyncio.TimeoutError, concurrent.futures.process.BrokenProcessPool) as exc:
                 log.warning("%s: %s, tempfail (queue id %s, message id %s)", self.channel,
                             f"over the {self.budget:.0f} s budget" if isinstance(exc, asyncio.TimeoutError) else
@@ -245,6 +271,23 @@ class MailGateway:
             log.error("%s: %s, tempfail (queue id %s, message id %s)", self.channel, type(exc).__name__,
                       envelope.queue_id or "-", envelope.message_id or "-")
             return Verdict("tempfail", reply=TEMPFAIL_REPLY)
+
+    async def grants_for(self, actor: Actor, person: Any) -> frozenset[str]:
+        """The rules the sender holds a current exemption from (personally or by role), from the process's grants
+        cache (a store query at most once a minute, in a thread). Only senders the directory knows as active
+        have grants; if the store cannot be read, none (the stricter decision), and the failure is logged."""
+        if self.store is None or person is None or not getattr(person, "active", True):
+            return frozenset()
+        try:
+            snap = grants_cache.peek(self.store, self.policy)
+            if snap is None:
+                snap = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(
+                    self.threads, grants_cache.snapshot, self.store, self.policy), self.budget)
+            return snap.for_actor(actor.email, actor.roles)
+        except Exception as exc:  # noqa: BLE001 - decide without exemptions rather than not at all
+            log.warning("%s: exemption grants unavailable (%s): deciding without them", self.channel,
+                        type(exc).__name__)
+            return frozenset()
 
     def act(self, decision: Decision, envelope: Envelope, spool: Spool, sender: str, actor: Actor,
             alive: Callable[[], bool] | None = None) -> Verdict:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from civicaup.channels.mail import milter_protocol as mp
 from civicaup.channels.mail.gateway import HEADER, TEMPFAIL_REPLY, Envelope, MailGateway, Verdict
 from civicaup.channels.mail.spool import DEFAULT_MEMORY_LIMIT, Spool
+from civicaup.operations import metrics
 
 log = logging.getLogger("civicaup.milter")
 _HEADER_LOWER = HEADER.lower().encode()
@@ -111,9 +113,11 @@ class MilterConnection(asyncio.Protocol):
                 self._dispatch(cmd, payload)
         except mp.ProtocolError as exc:
             log.warning("milter protocol error: %s; closing the connection", exc)
+            metrics.milter_error("protocol")
             self._close()
         except Exception as exc:  # noqa: BLE001 - a broken connection must not take the server down
             log.error("milter connection error: %s; closing the connection", type(exc).__name__)
+            metrics.milter_error("connection")
             self._close()
         finally:
             del buf[:pos]
@@ -222,12 +226,17 @@ class MilterConnection(asyncio.Protocol):
                 self._start_body()
             if self.failed:
                 log.error("milter: %s, tempfail (queue id %s, message id %s)", self.failed, env.queue_id or "-",
-                          env.message_id or "-")
+                          env.message_id or "-", extra={"queue_id": env.queue_id, "policy": self.gateway.policy})
+                metrics.milter_error("spool")
                 verdict = Verdict("tempfail", reply=TEMPFAIL_REPLY)
             else:
                 verdict = await self.gateway.handle(env, self._spool(), alive=lambda: not self.closed)
+                if verdict.kind == "tempfail":
+                    metrics.milter_error("tempfail")  # the gateway logged why (budget, worker, store)
         except Exception as exc:  # noqa: BLE001
-            log.error("milter: %s, tempfail (queue id %s)", type(exc).__name__, env.queue_id or "-")
+            log.error("milter: %s, tempfail (queue id %s)", type(exc).__name__, env.queue_id or "-",
+                      extra={"queue_id": env.queue_id, "policy": self.gateway.policy})
+            metrics.milter_error("internal")
             verdict = Verdict("tempfail", reply=TEMPFAIL_REPLY)
         self._send(*self.packets(verdict))
 
@@ -277,9 +286,10 @@ def parse_listen(listen: str) -> tuple[str, str, int]:
 class MilterServer:
     def __init__(self, gateway: MailGateway, listen: str = "127.0.0.1:8890", *,
                  memory_limit: int = DEFAULT_MEMORY_LIMIT, spool_dir: str | os.PathLike[str] | None = None,
-                 socket_mode: int | None = None) -> None:
+                 socket_mode: int | None = None, sock: socket.socket | None = None) -> None:
         self.gateway = gateway
         self.listen = listen
+        self.sock = sock  # a listening socket from systemd (socket activation): used instead of `listen`
         self.memory_limit = memory_limit
         self.spool_dir = spool_dir
         self.socket_mode = socket_mode
@@ -290,6 +300,16 @@ class MilterServer:
 
     async def start(self) -> str:
         loop = asyncio.get_running_loop()
+        if self.sock is not None:  # systemd owns the socket: its path, mode and owner are the .socket unit's
+            factory = lambda: MilterConnection(self)  # noqa: E731
+            if self.sock.family == socket.AF_UNIX:
+                keep = {"cleanup_socket": False} if sys.version_info >= (3, 13) else {}  # never unlink its path
+                self.server = await loop.create_unix_server(factory, sock=self.sock, **keep)
+            else:
+                self.server = await loop.create_server(factory, sock=self.sock)
+            from civicaup.channels.socket_activation import Passed
+            self.address = Passed(self.sock, "").address()
+            return self.address
         kind, where, port = parse_listen(self.listen)
         if kind == "unix":
             path = Path(where)
@@ -327,7 +347,7 @@ class MilterServer:
         if self.server is not None:
             await self.server.wait_closed()
         kind, where, _ = parse_listen(self.listen)
-        if kind == "unix":
+        if kind == "unix" and self.sock is None:
             Path(where).unlink(missing_ok=True)
 
 
@@ -345,17 +365,29 @@ def clean_spool(directory: str | os.PathLike[str] | None, older_than: float = 86
 
 
 async def serve(gateway: MailGateway, listen: str, *, ready: Any = None, **kw: Any) -> None:
-    """Run until SIGTERM/SIGINT; print where it listens."""
+    """Run until SIGTERM/SIGINT, on the socket systemd passed (socket activation) or else on `listen`; print
+    where it listens. SIGHUP reloads the configuration and the pack (see civicaup.operations.reload)."""
+    from civicaup.channels.socket_activation import listen_fds, notify
+    from civicaup.operations.reload import Reloader
+
     clean_spool(kw.get("spool_dir"))
-    server = MilterServer(gateway, listen, **kw)
+    passed = listen_fds()
+    if len(passed) > 1:
+        log.warning("systemd passed %d sockets; the milter listens on the first (%s)", len(passed), passed[0].name)
+    server = MilterServer(gateway, listen, sock=passed[0].sock if passed else None, **kw)
     address = await server.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"civicaup milter: listening on {address} (policy {gateway.policy})", flush=True)
+    Reloader([gateway.policy], part="milter",
+             apply=lambda packs: gateway.use_pack(packs[gateway.policy])).install_asyncio(loop)
+    print(f"civicaup milter: listening on {address}{' (from systemd)' if passed else ''} "
+          f"(policy {gateway.policy})", flush=True)
+    notify("READY=1", f"STATUS=listening on {address}")
     if ready is not None:
         ready(address)
     await stop.wait()
+    notify("STOPPING=1")
     await server.stop(grace=gateway.budget + 5)
     gateway.close()

@@ -20,6 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope as SMTPEnvelope, Session
 from civicaup.channels.mail import delivery
 from civicaup.channels.mail.gateway import HEADER, Envelope, MailGateway
 from civicaup.channels.mail.spool import DEFAULT_MEMORY_LIMIT, Spool
+from civicaup.operations import metrics
 
 log = logging.getLogger("civicaup.relay")
 DEFAULT_MAX_SIZE = 200_000_000
@@ -73,6 +74,8 @@ class RelayHandler:
         try:
             spool.write(raw)
             verdict = await self.gateway.handle(env, spool)
+            if verdict.kind == "tempfail":
+                metrics.relay_error("tempfail")  # the gateway logged why (budget, worker, store)
             if verdict.kind == "reject":
                 return verdict.reply
             if verdict.kind == "discard":
@@ -85,13 +88,17 @@ class RelayHandler:
                 await loop.run_in_executor(self.gateway.threads, lambda: delivery.send(
                     self.next_hop, env.mail_from, env.rcpt_to, out, timeout=self.hop_timeout))
             except delivery.DeliveryError as exc:
-                log.warning("relay: %s (message id %s)", exc, env.message_id or "-")
+                log.warning("relay: %s (message id %s)", exc, env.message_id or "-",
+                            extra={"policy": self.gateway.policy, "next_hop": self.next_hop})
+                metrics.relay_error("next-hop")
                 if exc.temporary:
                     return "451 4.4.1 Next hop unavailable; try again later"
                 return f"{exc.code} 5.0.0 Refused by the next hop"
             return "250 2.0.0 OK " + (verdict.decision.action if verdict.decision else "")
         except Exception as exc:  # noqa: BLE001 - fail safe
-            log.error("relay: %s, tempfail (message id %s)", type(exc).__name__, env.message_id or "-")
+            log.error("relay: %s, tempfail (message id %s)", type(exc).__name__, env.message_id or "-",
+                      extra={"policy": self.gateway.policy})
+            metrics.relay_error("internal")
             return "451 4.3.0 civicaup could not check this message now; try again later"
         finally:
             spool.close()
@@ -116,9 +123,15 @@ async def serve(gateway: MailGateway, listen: str, next_hop: str, *, max_size: i
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    from civicaup.channels.socket_activation import notify
+    from civicaup.operations.reload import Reloader
+    Reloader([gateway.policy], part="relay",
+             apply=lambda packs: gateway.use_pack(packs[gateway.policy])).install_asyncio(loop)
     bound = server.sockets[0].getsockname()[1]
     print(f"civicaup relay: listening on {host}:{bound}, next hop {next_hop} (policy {gateway.policy})", flush=True)
+    notify("READY=1", f"STATUS=listening on {host}:{bound}")
     await stop.wait()
+    notify("STOPPING=1")
     server.close()
     await server.wait_closed()
     gateway.close()

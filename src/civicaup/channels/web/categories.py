@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
+import marisa_trie
+
 from civicaup import config
 from civicaup.channels.web import index as _ix
 from civicaup.channels.web.url import NormalURL, normalise_host, normalise_url
@@ -54,6 +56,25 @@ class Match:
     category: str
     list_name: str
     entry: str
+
+
+@dataclass(frozen=True, slots=True)
+class LookupTables:
+    """An index's look-up tables, for a caller that inlines :meth:`CategoryIndex.lookup` for speed (the Squid
+    helper); ``lookup`` stays the reference for what a look-up means.
+
+    ``domains`` holds reversed host labels with a trailing dot (``com.example.www.``; an IP as ``!<ip>.``) and
+    ``urls`` holds ``host/path?query`` entries; ``domain_sets[key id]`` / ``url_sets[key id]`` is a set id and
+    ``set_matches[set id]`` the ``(category, list name)`` pairs of the lists holding the key, as built (before
+    any pack remapping). ``url_hosts`` is the hosts that have URL entries: a URL whose host is not among them
+    needs no URL look-up."""
+
+    domains: marisa_trie.Trie
+    domain_sets: Sequence[int]
+    urls: marisa_trie.Trie
+    url_sets: Sequence[int]
+    set_matches: Sequence[tuple[tuple[str, str], ...]]
+    url_hosts: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -131,6 +152,7 @@ class CategoryIndex:
         self._set_matches: list[tuple[tuple[str, str], ...]] = [
             tuple((data.lists[i].category, data.lists[i].name) for i in ids) for ids in data.sets]
         self._has_urls = len(data.urls) > 0
+        self._tables: LookupTables | None = None
         self._stat_key = _stat_key(stat) if stat is not None else None
         self._seen_key = self._stat_key
         self._checked_at = time.monotonic()
@@ -227,6 +249,15 @@ class CategoryIndex:
                 if category not in found:
                     found[category] = Match(category, list_name, entry)
 
+    def tables(self) -> LookupTables:
+        """The look-up tables (see :class:`LookupTables`), made once per loaded index."""
+        if self._tables is None:
+            data = self._data
+            url_hosts = frozenset(_entry_host(k) for k in data.urls.keys()) if self._has_urls else frozenset()
+            self._tables = LookupTables(data.domains, data.domain_sets, data.urls, data.url_sets,
+                                        tuple(self._set_matches), url_hosts)
+        return self._tables
+
     def categories(self) -> set[str]:
         """The civicaup categories this index can report."""
         return {x.category for x in self._data.lists}
@@ -240,6 +271,16 @@ class CategoryIndex:
 
 
 # -- reading lists ---------------------------------------------------------------------------------
+
+
+def _entry_host(entry: str) -> str:
+    """The host of a URL-list entry (``host/path?query``)."""
+    cut = len(entry)
+    for sep in ("/", "?"):
+        i = entry.find(sep)
+        if 0 <= i < cut:
+            cut = i
+    return entry[:cut]
 
 
 def domain_key(line: str) -> str | None:

@@ -12,6 +12,9 @@ Squid sends ``CHANNEL URL USER CLIENT-IP METHOD [-]`` a line, each field URL-esc
 the helper builds a :class:`WebEvent` (the user's roles from the directory; a bare user name is looked up
 as ``user@<mail domain>``; unknown users are employees), evaluates it, and answers ``block``/``hold`` with
 ERR and everything else with OK. Every non-allow decision goes to the audit log through a writer thread.
+The person's current exemption grants (approved exemptions, personal or by role) go into the event too:
+the city's grants are read at start and every ``grants_ttl`` seconds in a thread, and answers that may
+depend on a grant are forgotten when the grants change or one of them ends.
 
 Speed. A pure-Python helper cannot run the whole engine for every request at 200,000 requests a second,
 so the engine's answers are reused where they provably cannot differ:
@@ -20,8 +23,8 @@ so the engine's answers are reused where they provably cannot differ:
 2. On a miss the URL is parsed (:mod:`fasturl` for canonical URLs, else the full normaliser) and looked up
    in the category index; the result is reduced to the *signature* the engine's web check would report
    (each category with its list, and the download type). A web rule's outcome depends only on that
-   signature, the actor's roles and the work-time window (``match_rule`` and ``apply_exemptions`` read
-   nothing else from a web event), so ``(signature, roles, window)`` -> Decision is memoised. A memo
+   signature, the actor's roles and grants and the work-time window (``match_rule`` and ``apply_exemptions``
+   read nothing else from a web event), so ``(signature, roles, grants, window)`` -> Decision is memoised. A memo
    miss runs the real ``evaluate()`` and also checks that the engine's own signals equal the signature;
    if they ever differ (the engine changed) or the pack's rule conditions gain a field this module does
    not know, the memo is switched off and every miss is evaluated in full.
@@ -49,7 +52,6 @@ import os
 import posixpath
 import select
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -69,6 +71,8 @@ from civicaup.engine.evaluate import evaluate
 from civicaup.engine.event import Actor, WebEvent
 from civicaup.engine.windows import is_work_time
 from civicaup.errors import BadURLError, CivicaupError
+from civicaup.operations import metrics
+from civicaup.governance.grants_cache import Grants
 from civicaup.policy.compile import CompiledPack
 from civicaup.policy.registry import get_pack
 from civicaup.policy.schema import When
@@ -159,12 +163,16 @@ NO_SIGNATURE: tuple[int, Signature] = (0, ())
 RoleLookup = Callable[[str], "tuple[str, ...] | None"]
 """email -> roles of that (active) person in the directory, None if unknown."""
 
+GrantSource = Callable[[], Grants]
+"""The city's current exemption grants (:mod:`civicaup.governance.grants_cache`); may raise."""
+
 
 class State:
     """Everything one generation of the helper decides with; replaced whole on reload."""
 
     def __init__(self, pack: CompiledPack, index: CategoryIndex | None, roles_of: RoleLookup,
-                 contacts: blockpage.Contacts, *, cache_size: int = 131_072, index_error: str = "") -> None:
+                 contacts: blockpage.Contacts, *, cache_size: int = 131_072, index_error: str = "",
+                 grants: Grants | None = None) -> None:
         self.pack = pack
         self.index = index
         self.index_error = index_error
@@ -182,17 +190,21 @@ class State:
                         ", ".join(sorted(set(When.model_fields) - KNOWN_WHEN)))
         self.cache_size = cache_size
         self.now = datetime.now(timezone.utc)  # the time of the block being answered
+        self.grants = grants or Grants(pack.id)
+        self.grants_since = self.now  # answers depending on grants hold from here until grants_end
+        self.grants_end = self.grants.next_end(self.now)
+        self.grants_checked = time.monotonic()
         self.reset_caches()
         if index is not None:
-            data = index._data  # the index tables, read directly for speed: CategoryIndex.lookup is the reference
-            self.domains, self.domain_sets = data.domains, data.domain_sets
-            self.urls, self.url_sets = data.urls, data.url_sets
-            self.has_urls = len(data.urls) > 0
-            self.url_hosts = frozenset(_entry_host(k) for k in data.urls.keys()) if self.has_urls else frozenset()
+            tables = index.tables()  # inlined look-ups for speed: CategoryIndex.lookup is the reference
+            self.domains, self.domain_sets = tables.domains, tables.domain_sets
+            self.urls, self.url_sets = tables.urls, tables.url_sets
+            self.url_hosts = tables.url_hosts
+            self.has_urls = len(tables.urls) > 0
             remap = pack.pack.category_map
             self.set_pairs: list[tuple[tuple[str, str, str], ...]] = [
                 tuple((cat, name, remap.get(name, remap.get(cat, cat))) for cat, name in pairs)
-                for pairs in index._set_matches]
+                for pairs in tables.set_matches]
 
     def reset_caches(self) -> None:
         """Forget cached answers and users (directory changes are seen within the roles TTL)."""
@@ -200,7 +212,7 @@ class State:
         self.sig_cache: dict[tuple[int, ...], tuple[int, Signature]] = {}
         self.sig_numbers: dict[Signature, int] = {(): 0}
         self.host_sigs: dict[str, tuple[int, Signature]] = {}
-        self.users: dict[bytes, tuple[str, frozenset[str]]] = {}
+        self.users: dict[bytes, tuple[str, frozenset[str], frozenset[str]]] = {}
         self.fresh: dict[tuple[bytes, bytes, bool], tuple[bytes, str, Outcome | None]] = {}
         self.stale: dict[tuple[bytes, bytes, bool], tuple[bytes, str, Outcome | None]] = {}
         self.born = time.monotonic()
@@ -230,13 +242,15 @@ class State:
 
     # -- users ----------------------------------------------------------------------------------------
 
-    def user(self, token: bytes) -> tuple[str, frozenset[str]]:
-        """(email, roles) of the user Squid names; '-' and people the directory does not know are employees."""
+    def user(self, token: bytes) -> tuple[str, frozenset[str], frozenset[str]]:
+        """(email, roles, granted exemptions) of the user Squid names; '-' and people the directory does not
+        know are employees without grants."""
         hit = self.users.get(token)
         if hit is not None:
             return hit
         email = user_email(token, self.mail_domain)
         roles = EMPLOYEE
+        granted: frozenset[str] = frozenset()
         if email:
             try:
                 found = self.roles_of(email)
@@ -246,10 +260,30 @@ class State:
                 found = None
             if found:
                 roles = frozenset(found) | EMPLOYEE
+            if found is not None:
+                granted = self.grants.for_actor(email, roles, self.now)
         if len(self.users) > 50_000:
             self.users.clear()
-        self.users[token] = (email, roles)
-        return email, roles
+        self.users[token] = (email, roles, granted)
+        return email, roles, granted
+
+    def set_grants(self, grants: Grants) -> None:
+        """Decide with these grants from now on (cached answers may depend on the old ones: forget them)."""
+        self.grants = grants
+        self.grants_checked = time.monotonic()
+        self.regrant()
+
+    def grants_stale(self, now: datetime) -> bool:
+        """Whether answers cached before `now` (block time) may have changed: a grant ended in between, or
+        the clock went back (a test clock, or a stepped system clock) before the time they were computed."""
+        return (self.grants_end is not None and now >= self.grants_end) or (
+            now < self.grants_since and bool(self.grants.grants))
+
+    def regrant(self) -> None:
+        """Forget what depends on the grants (users' grants and cached answers), from the block time on."""
+        self.grants_since = self.now
+        self.grants_end = self.grants.next_end(self.now)
+        self.reset_caches()
 
     # -- URLs ------------------------------------------------------------------------------------------
 
@@ -335,20 +369,21 @@ class State:
         _, host, _, path, query, is_ip = parts
         sig_no, sig = self.signature(host, is_ip, path, query)
         user = self.users.get(user_tok) or self.user(user_tok)
-        roles = user[1]
+        roles, granted = user[1], user[2]
         ext = _ext_kind(path) if path[-1] == "/" or "." in path[path.rfind("/"):] else ""
-        out = self.memo.get((sig_no, ext, roles, work)) if self.memo_enabled else None
+        out = self.memo.get((sig_no, ext, roles, granted, work)) if self.memo_enabled else None
         if out is None:
-            out = self.outcome(parts, sig_no, sig, ext, user[0], roles, work, text)
+            out = self.outcome(parts, sig_no, sig, ext, user[0], roles, work, text, granted)
         if out.detail is None:
             return out.answer, "", None
         return out.answer, f"{host}{path}?{query}" if query else host + path, out
 
     def outcome(self, parts: Parts, sig_no: int, sig: Signature, ext: str, email: str, roles: frozenset[str],
-                work: bool, url_text: str) -> Outcome:
-        """The engine's decision for this URL and user, as an answer; memoised on what it depends on."""
+                work: bool, url_text: str, granted: frozenset[str] = frozenset()) -> Outcome:
+        """The engine's decision for this URL and user, as an answer; memoised on what it depends on (the
+        user's roles and granted exemptions, not who they are)."""
         url = NormalURL(*parts, original=url_text)
-        event = WebEvent(actor=Actor(email=email, roles=roles), at=self.now, url=url)
+        event = WebEvent(actor=Actor(email=email, roles=roles), at=self.now, url=url, granted_exemptions=granted)
         if self.memo_enabled:
             expected = [(cat, frozenset({f"list:{name}"})) for cat, name in sig]
             if ext:
@@ -358,12 +393,12 @@ class State:
                 self.memo_enabled = False
                 log.warning("the engine's web signals for %s differ from the helper's signature (%s != %s): "
                             "evaluating every request from now on", url.host, got, expected)
-        decision = evaluate(event, self.pack)
+        decision = evaluate(event, self.pack, count=False)  # answers are counted per block, cached or not
         out = self.make_outcome(decision, [c for c, _ in sig])
         if self.memo_enabled:
             if len(self.memo) >= 100_000:
                 self.memo.clear()
-            self.memo[(sig_no, ext, roles, work)] = out
+            self.memo[(sig_no, ext, roles, granted, work)] = out
         return out
 
     def make_outcome(self, decision: Decision, matched: Sequence[str]) -> Outcome:
@@ -403,16 +438,6 @@ def user_email(token: bytes, mail_domain: str) -> str:
     if not name or name == "-":
         return ""
     return name if "@" in name else f"{name}@{mail_domain}"
-
-
-def _entry_host(entry: str) -> str:
-    """The host of a URL-list entry (``host/path?query``)."""
-    cut = len(entry)
-    for sep in ("/", "?"):
-        i = entry.find(sep)
-        if 0 <= i < cut:
-            cut = i
-    return entry[:cut]
 
 
 def _ext_kind(path: str) -> str:
@@ -456,6 +481,9 @@ class _Block:
     lines: list[bytes] = field(default_factory=list)
     answers: list[bytes] = field(default_factory=list)
     abandoned: bool = False
+    decided: list[Outcome] = field(default_factory=list)  # outcomes of the answered non-allow lines (metrics)
+    odd: int = 0  # lines without the concurrent protocol's fields
+    allowed: int = 0  # allow answers, set when the block is done
 
 
 def store_roles(policy: str) -> RoleLookup:
@@ -468,6 +496,17 @@ def store_roles(policy: str) -> RoleLookup:
         return tuple(person.roles) if person is not None and person.active else None
 
     return roles_of
+
+
+def store_grants(policy: str) -> GrantSource:
+    """The city's exemption grants from the store, read afresh each call (the helper keeps its own copy)."""
+    from civicaup.governance import grants_cache
+    from civicaup.stores.db import open_store
+
+    def grants() -> Grants:
+        return grants_cache.snapshot(open_store(), policy, max_age=0)
+
+    return grants
 
 
 def store_contacts(pack: CompiledPack, roles: Sequence[str]) -> blockpage.Contacts:
@@ -490,13 +529,19 @@ class Helper:
                  clock: Clock | None = None, audit: AuditWriter | ProcessAuditWriter | None = None,
                  roles_of: RoleLookup | None = None,
                  contacts: Callable[[CompiledPack, Sequence[str]], blockpage.Contacts] | None = None,
-                 line_budget: float = 2.0, roles_ttl: float = 300.0) -> None:
+                 line_budget: float = 2.0, roles_ttl: float = 300.0, grants: GrantSource | None = None,
+                 grants_ttl: float = 60.0) -> None:
         self.policy = policy
         self.index_path = index_path
         self.cache_size = cache_size
         self.clock = clock or Clock()
         self.audit = audit
         self.roles_of = roles_of or store_roles(policy)
+        # exemption grants come from the store, like the directory; a directory given without grants has none
+        self.grants_of = grants if grants is not None else (store_grants(policy) if roles_of is None else None)
+        self.grants_ttl = grants_ttl
+        self._pending_grants: Grants | None = None
+        self._grants_thread: threading.Thread | None = None
         self.contacts = contacts or store_contacts
         self.line_budget = line_budget
         self.roles_ttl = roles_ttl
@@ -532,7 +577,47 @@ class Helper:
         rules = pack.rules_for("web")
         roles = sorted({"it"} | {r for rule in rules if rule.approvers for r in rule.approvers.roles})
         return State(pack, index, self.roles_of, self.contacts(pack, roles), cache_size=self.cache_size,
-                     index_error=index_error)
+                     index_error=index_error, grants=self._read_grants(previous))
+
+    def _read_grants(self, previous: State | None) -> Grants | None:
+        if self.grants_of is None:
+            return None
+        try:
+            return self.grants_of()
+        except Exception as exc:  # noqa: BLE001 - decide without grants (the stricter answer) rather than not at all
+            kept = previous.grants if previous is not None else None
+            log.error("exemption grants of policy %s unavailable (%s)%s", self.policy,
+                      str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__,
+                      "; keeping the loaded ones" if kept is not None else "; deciding without them")
+            return kept
+
+    def refresh_grants(self, st: State) -> None:
+        """Between blocks: every ``grants_ttl`` seconds read the grants in a thread; swap them in when they
+        changed (a grant made or ended elsewhere), forgetting the answers that may depend on them."""
+        thread = self._grants_thread
+        if thread is not None:
+            if thread.is_alive():
+                return
+            self._grants_thread = None
+            pending, self._pending_grants = self._pending_grants, None
+            if pending is not None and pending != st.grants:
+                st.set_grants(pending)
+                log.info("exemption grants of policy %s changed: %d current", self.policy, len(pending.grants))
+            return
+        if self.grants_of is None or time.monotonic() - st.grants_checked < self.grants_ttl:
+            return
+        st.grants_checked = time.monotonic()  # one attempt a TTL, whether it works or not
+        source = self.grants_of
+
+        def work() -> None:
+            try:
+                self._pending_grants = source()
+            except Exception as exc:  # noqa: BLE001 - keep the loaded grants
+                log.error("exemption grants of policy %s unavailable (%s); keeping the loaded ones", self.policy,
+                          str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+
+        self._grants_thread = threading.Thread(target=work, name="civicaup-grants", daemon=True)
+        self._grants_thread.start()
 
     def reload(self, *, sync: bool = False) -> None:
         """Reload pack, index and directory: now (sync), or in a thread and swapped in before the next block."""
@@ -574,15 +659,19 @@ class Helper:
             return False
         self._pending_state = None
         self._install(st)
-        log.info("reloaded policy %s with %s", self.policy, st.index)
+        from civicaup.operations.reload import describe
+        log.info("reloaded %s, %s", describe(st.pack), st.index)
         return True
 
     def housekeeping(self) -> None:
-        """Between blocks: swap in a reloaded state; forget cached users after the roles TTL."""
+        """Between blocks: swap in a reloaded state; forget cached users after the roles TTL; refresh the
+        exemption grants."""
         self.swap_if_ready()
         st = self.state
         if st is not None and time.monotonic() - st.born > self.roles_ttl:
             st.reset_caches()
+        if st is not None:
+            self.refresh_grants(st)
 
     # -- blocks of lines ---------------------------------------------------------------------------------
 
@@ -604,18 +693,23 @@ class Helper:
                 self._run(lines, block, st)
         except Exception as exc:  # noqa: BLE001 - a bug outside the per-line guard: still answer every line
             self._log_fail(f"{type(exc).__name__}: {exc}")
+            metrics.helper_error("internal")
             fallback = self._fallback(b"civicaup-error")
             for line in [x for x in lines if x][len(block.answers):]:
                 ch = line.split(b" ", 1)[0]
                 block.answers.append(ch + fallback if ch.isdigit() else fallback[1:])
         finally:
             self._busy_since = 0.0
+            metrics.helper_block(self.policy, block, self.stats)
 
     def _run(self, lines: list[bytes], block: _Block, st: State) -> None:
         now = st.now = self.clock.now(st.tz)
+        if st.grants_stale(now):
+            st.regrant()
         work = is_work_time(now, st.hours, st.tz)
         miss = st.miss
         answers = block.answers
+        decided = block.decided
         put = self.audit.put if self.audit is not None else None
         n = 0
         for line in lines:
@@ -632,13 +726,17 @@ class Helper:
                 if block.abandoned:
                     break
                 answers.append(parts[0] + out[0])
-                if out[2] is not None and put is not None:
-                    put((now, parts[2], parts[3], out[1], out[2]))
+                if out[2] is not None:
+                    decided.append(out[2])
+                    if put is not None:
+                        put((now, parts[2], parts[3], out[1], out[2]))
             else:
+                block.odd += 1
                 self._odd_line(line, block, work, st)
                 if block.abandoned:
                     break
         self.stats.lines += n
+        block.allowed = len(answers) - block.odd - len(decided)
 
     def _odd_line(self, line: bytes, block: _Block, work: bool, st: State) -> None:
         """A line without a channel id (concurrency off: URL USER IP METHOD), or a malformed one."""
@@ -780,6 +878,7 @@ def serve(helper: Helper, fd_in: int = 0, fd_out: int = 1, *, read_size: int = 2
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGHUP, on_hup)
+    from civicaup.operations.reload import reread_settings
 
     def write(data: bytes) -> None:
         view = memoryview(data)
@@ -804,10 +903,11 @@ def serve(helper: Helper, fd_in: int = 0, fd_out: int = 1, *, read_size: int = 2
     audit = helper.audit
     try:
         while not flags["stop"]:
-            if flags["hup"]:
+            if flags["hup"] and helper.reload_done():  # a SIGHUP during a reload is served after it
                 flags["hup"] = False
                 log.info("SIGHUP: reloading policy %s, directory and index", helper.policy)
-                helper.reload(sync=False)
+                if reread_settings("squid-helper"):  # a broken configuration: logged, the running one kept
+                    helper.reload(sync=False)
             helper.housekeeping()
             st = helper.state
             if (st is None or st.index is None) and time.monotonic() - last_retry > 10:
@@ -852,10 +952,10 @@ def serve(helper: Helper, fd_in: int = 0, fd_out: int = 1, *, read_size: int = 2
 def main(policy: str, *, index_path: Path | None = None, cache_size: int = 131_072, line_budget: float = 2.0,
          audit_interval: float = 1.0, audit_batch: int = 5000) -> int:
     """``civicaup squid-helper``: logging to stderr (Squid's cache.log), the audit writer, then serve."""
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="civicaup squid-helper[%(process)d]: %(levelname)s %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from civicaup.operations import logs
     from civicaup.stores.db import open_store
+
+    logs.configure()  # [log] format and level; the process id is on every line
 
     mail_domain = ""
     try:

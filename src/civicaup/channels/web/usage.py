@@ -37,7 +37,7 @@ from civicaup.engine.event import AccessEvent, Actor
 from civicaup.engine.windows import is_work_time
 from civicaup.errors import BadURLError, InputError
 from civicaup.policy.compile import CompiledPack
-from civicaup.stores import audit
+from civicaup.stores import audit, partitions
 from civicaup.stores.directory import find_person, list_people
 from civicaup.stores.tables import web_usage
 
@@ -178,8 +178,14 @@ def _insert(engine: Engine, rows: list[dict[str, Any]]) -> None:
     dialect = {"sqlite": sqlite, "postgresql": postgresql}.get(engine.dialect.name)
     if dialect is None:
         raise InputError(f"unsupported database {engine.dialect.name}")
-    stmt = dialect.insert(web_usage).on_conflict_do_nothing(index_elements=["policy", "line_hash"])
+    # PostgreSQL partitions by policy and month of `at`, so its unique key on a line also holds `at` (which
+    # comes from the same line): see stores/partitions.py
+    pg = engine.dialect.name == "postgresql"
+    stmt = dialect.insert(web_usage).on_conflict_do_nothing(
+        index_elements=["policy", "line_hash", "at"] if pg else ["policy", "line_hash"])
     with engine.begin() as conn:
+        for policy in {r["policy"] for r in rows}:
+            partitions.before_insert(conn, "web_usage", policy, [r["at"] for r in rows if r["policy"] == policy])
         conn.execute(stmt, rows)
 
 

@@ -25,6 +25,8 @@ def create_app(*, policies: Iterable[str] | None = None, engine: Engine | None =
     errors.install(app)
     for module in (me, decide, directory, approvals, quarantine, cases, audit, coverage, inventory, acks):
         app.include_router(module.router, prefix="/v1")
+    from civicaup.interfaces.api.routes import metrics
+    app.include_router(metrics.router)  # /metrics, outside /v1: open to loopback, else an `it` bearer token
     from civicaup.interfaces.console.routes import mount
     mount(app)
 

@@ -24,7 +24,7 @@ app.add_typer(config_cli.app, name="config")
 def _settings(ctx: typer.Context) -> None:
     """civicaup: a city's acceptable-use policy, run as software. Every decision cites its clause."""
     # every command starts from a valid configuration; `config check` lists every problem itself
-    if ctx.invoked_subcommand != "config":
+    if ctx.invoked_subcommand not in ("config", "doctor"):  # doctor reports a broken configuration itself
         cfg = settings.load()
         if cfg.packs:
             path = settings.config_file()
@@ -34,6 +34,9 @@ def _settings(ctx: typer.Context) -> None:
 
 
 # Channel front ends register their commands here, one line each (long-running parts and reports).
+from civicaup.interfaces.cli import doctor as doctor_cli; app.command("doctor")(doctor_cli.doctor)  # noqa: E402,E702
+from civicaup.interfaces.cli import setup_systemd  # noqa: E402,F401 - adds 'setup systemd'
+from civicaup.interfaces.cli import backup as backup_cli; backup_cli.register(app)  # noqa: E402,E702 - backup, restore
 from civicaup.interfaces.cli import acks as acks_cli, approvals as approvals_cli, cases as cases_cli, inventory as inventory_cli, tokens as tokens_cli  # noqa: E402,E501
 app.add_typer(approvals_cli.request_app, name="request")
 app.add_typer(approvals_cli.approvals_app, name="approvals")

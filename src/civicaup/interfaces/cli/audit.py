@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Optional
 
 import typer
 
@@ -13,9 +14,14 @@ app = typer.Typer(no_args_is_help=True, help="The append-only, hash-chained audi
 
 
 @app.command()
-def verify() -> None:
-    """Exit 0 when the chain is intact, 1 naming the first bad entry."""
-    n, problem = audit.verify(open_store())
+def verify(policy: Optional[str] = typer.Option(None, "--policy",
+                                                help="only this city's chain (default: every chain)")) -> None:
+    """Exit 0 when the chains are intact, 1 naming the first bad entry."""
+    if policy is not None:
+        from civicaup.policy.registry import get_pack
+
+        get_pack(policy)  # an unknown city is an error, not an empty chain
+    n, problem = audit.verify(open_store(), None if policy is None else audit.chain_of(policy))
     if problem:
         print(f"audit log BROKEN: {problem}")
         raise typer.Exit(1)

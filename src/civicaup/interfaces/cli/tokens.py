@@ -61,6 +61,16 @@ def revoke(token_id: int = typer.Argument(..., metavar="ID"), policy: str = POLI
     print(f"revoked token {token_id}")
 
 
+def _log_setup(level: Optional[str]) -> None:
+    """The shared log format ([log] in the configuration); a bad --log-level is an input error."""
+    from civicaup.operations import logs
+
+    try:
+        logs.configure(level=level)
+    except ValueError as exc:
+        raise InputError(f"--log-level: {exc}") from None
+
+
 def _listen(value: str) -> tuple[str, int]:
     host, sep, port = value.strip().rpartition(":")
     if not sep or not port.isdigit() or not host or int(port) > 65535:
@@ -93,14 +103,17 @@ def _server_class() -> type:
 def serve(policy: list[str] = typer.Option(..., "--policy", help="pack id; repeat to serve several cities"),
           listen: Optional[str] = typer.Option(None, "--listen", help="HOST:PORT (default listen.api, "
                                                                       "127.0.0.1:8080)"),
-          log_level: str = typer.Option("warning", "--log-level")) -> None:
-    """REST API (/v1, OpenAPI at /openapi.json) and web console (/console). Stops cleanly on SIGTERM."""
+          log_level: Optional[str] = typer.Option(None, "--log-level",
+                                                  help="debug, info, warning or error (default: [log] level)")) -> None:
+    """REST API (/v1, OpenAPI at /openapi.json), web console (/console) and /metrics. Stops cleanly on SIGTERM."""
     import uvicorn
 
     from civicaup.interfaces.api.app import create_app
+    from civicaup.operations import logs
+    from civicaup.operations.reload import Reloader
 
-    for p in policy:
-        get_pack(p)
+    _log_setup(log_level)
+    Reloader(policy, part="serve").install_signal()  # SIGHUP: the configuration and the packs, read again
     host, port = _listen(listen or settings.load().listen.api)
     engine = open_store()
     app = create_app(policies=policy, engine=engine)
@@ -115,6 +128,9 @@ def serve(policy: list[str] = typer.Option(..., "--policy", help="pack id; repea
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     print(f"civicaup serving {', '.join(policy)} on http://{shown}:{bound}/ (API /v1, console /console)", flush=True)
-    server = _server_class()(uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off"))
+    server = _server_class()(uvicorn.Config(app, log_level=logs.level_name(), access_log=False, lifespan="off",
+                                            log_config=None))  # uvicorn's records go through our handler
+    from civicaup.channels.socket_activation import notify
+    notify("READY=1", f"STATUS=serving on {shown}:{bound}")  # connections wait in the backlog until uvicorn runs
     server.run(sockets=[sock])
     print("civicaup: stopped", flush=True)

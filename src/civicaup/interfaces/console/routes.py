@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,13 +16,18 @@ from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from civicaup.errors import CivicaupError
+from civicaup.errors import CivicaupError, InputError
 from civicaup.governance import approvals, asks, cases, held_mail, stats
-from civicaup.governance.errors import AuthError, ForbiddenError
+from civicaup.governance.errors import AuthError, ConflictError, ForbiddenError, NotFoundError
 from civicaup.governance.people import actor_of
 from civicaup.interfaces.api.deps import ADMIN, OVERSIGHT, Context, Id, engine_of, principal_from
 from civicaup.interfaces.console.chart import stacked
 from civicaup.policy.registry import get_pack
+from civicaup.records import authz as records_authz
+from civicaup.records import requests as records_requests
+from civicaup.records.deadlines import KINDS as RECORDS_KINDS
+from civicaup.records.deadlines import deadline, parse_received
+from civicaup.records.holds import held_ids, list_holds
 from civicaup.social import moderation
 from civicaup.social.accounts import Account, list_accounts
 
@@ -54,7 +59,8 @@ def page(request: Request, ctx: Context | None, name: str, context: dict[str, An
     if ctx is not None:
         base |= {"me": ctx.me, "roles": sorted(ctx.roles), "city": ctx.pack.pack.city.name, "policy": ctx.pack.id,
                  "csrf": csrf_for(request.cookies.get(COOKIE, "")),
-                 "is_admin": bool(ctx.roles & ADMIN), "is_hr": "hr" in ctx.roles}
+                 "is_admin": bool(ctx.roles & ADMIN), "is_hr": "hr" in ctx.roles,
+                 "is_custodian": bool(ctx.roles & set(records_authz.CUSTODIANS))}
     return templates.TemplateResponse(request, name, base | context, status_code=status)
 
 
@@ -287,6 +293,125 @@ def social_removals(request: Request) -> HTMLResponse:
     """The public record of removed content, with the reason and the clause (WDM Prohibited Content ¶10)."""
     ctx = _ctx(request)
     return page(request, ctx, "removals.html", {"removals": moderation.removals(ctx.engine, ctx.pack.id)})
+
+
+# ---------------------------------------------------------------- public-records requests
+
+def _custodian(request: Request, action: str) -> Context:
+    """The signed-in person, if the records module lets them act on public-records requests (the records
+    custodians: the clerk and the city administrator, as for `civicaup records request`)."""
+    ctx = _ctx(request)
+    try:
+        records_authz.require(ctx.engine, ctx.pack.id, ctx.me.email, action=action)
+    except records_authz.NotPermittedError as exc:
+        raise ForbiddenError(str(exc)) from None
+    return ctx
+
+
+def _city_today(ctx: Context) -> date:
+    return datetime.now(timezone.utc).astimezone(ctx.pack.tz).date()
+
+
+def _countdown(req: records_requests.Request, today: date) -> str:
+    """How the due date stands today, in the city's time zone."""
+    if req.status != "open":
+        return req.status
+    if req.due is None:
+        return "no fixed day"
+    days = (req.due - today).days
+    if days < 0:
+        return f"overdue by {-days} day{'s' if days != -1 else ''}"
+    return "due today" if days == 0 else f"{days} day{'s' if days != 1 else ''} left"
+
+
+def _records_list(request: Request, ctx: Context, status: str, *, error: str = "",
+                  form: dict[str, str] | None = None, code: int = 200) -> HTMLResponse:
+    today = _city_today(ctx)
+    reqs = records_requests.list_requests(ctx.engine, ctx.pack.id, status=status)
+    rows = [r.to_json() | {"countdown": _countdown(r, today), "overdue": r.status == "open" and r.due is not None
+                           and r.due < today} for r in reqs]
+    return page(request, ctx, "records.html", {
+        "requests": rows, "status": status, "statuses": ("open", "closed", "all"), "kinds": RECORDS_KINDS,
+        "state": ctx.pack.pack.jurisdiction.state, "today": today.isoformat(), "error": error,
+        "form": form or {"kind": "public", "received_date": today.isoformat()}}, status=code)
+
+
+@router.get("/records")
+def records_list(request: Request, status: str = "open") -> HTMLResponse:
+    """Public-records requests, soonest due first, with the form to log a new one (records custodians only)."""
+    ctx = _custodian(request, "see public-records requests")
+    return _records_list(request, ctx, status if status in ("open", "closed", "all") else "open")
+
+
+@router.post("/records")
+def records_add(request: Request, requester: str = Form("", max_length=200), contact: str = Form("", max_length=320),
+                description: str = Form("", max_length=10_000), received_date: str = Form("", max_length=10),
+                received_time: str = Form("", max_length=5), kind: str = Form("public", max_length=16),
+                csrf: str = Form("")) -> Response:
+    """Log a request; the module computes its due date under the city's state law."""
+    _check_csrf(request, csrf)
+    ctx = _custodian(request, "log a records request")
+    form = {"requester": requester, "contact": contact, "description": description,
+            "received_date": received_date, "received_time": received_time, "kind": kind}
+    received = received_date.strip() + (f"T{received_time.strip()}" if received_time.strip() else "")
+    try:
+        req = records_requests.add_request(ctx.engine, ctx.pack.id, requester=requester, contact=contact,
+                                           description=description, received=received, kind=kind,
+                                           actor=ctx.me.email)
+    except InputError as exc:  # the form again, with what was typed and why it was refused
+        return _records_list(request, ctx, "open", error=str(exc).splitlines()[0], form=form, code=400)
+    due = req.due.isoformat() if req.due else "no fixed day"
+    return back(f"/console/records/{req.id}", f"request {req.id} logged: due {due} ({req.statute})")
+
+
+def _records_request(ctx: Context, rid: int) -> records_requests.Request:
+    try:
+        return records_requests.get_request(ctx.engine, ctx.pack.id, rid)
+    except InputError as exc:  # another city's request is not found either
+        raise NotFoundError(str(exc)) from None
+
+
+@router.get("/records/{rid}")
+def records_request(request: Request, rid: Id) -> HTMLResponse:
+    """One request: requester, receipt, the state-law deadline with its statute, status, the records tagged
+    responsive or withheld, and the legal holds that keep them."""
+    ctx = _custodian(request, "see public-records requests")
+    req = _records_request(ctx, rid)
+    received = parse_received(req.received)
+    law = deadline(req.state, received if "T" in req.received else received.date(), req.kind)
+    found = records_requests.items(ctx.engine, ctx.pack.id, rid)
+    redacted = records_requests.redactions(ctx.engine, rid)
+    holds = list_holds(ctx.engine, ctx.pack.id, status="active")
+    why: dict[int, list[str]] = {}
+    if found and holds:
+        with ctx.engine.connect() as conn:
+            why = held_ids(conn, ctx.pack.id, ctx.pack.tz)
+    covered: dict[int, int] = {}
+    items = []
+    for i in found:
+        kept = [w for w in why.get(i.record.id, []) if w.startswith("hold ")] if i.record else []
+        for w in kept:
+            covered[int(w.split()[1])] = covered.get(int(w.split()[1]), 0) + 1
+        items.append({"ref": i.sha256[:12], "status": i.status, "note": i.note, "holds": kept,
+                      "redactions": len(redacted.get(i.sha256, [])),
+                      "record": i.record.to_json() if i.record else None})
+    return page(request, ctx, "records_request.html", {
+        "req": req.to_json(), "countdown": _countdown(req, _city_today(ctx)), "law": law.to_json(),
+        "items": items, "holds": [h.to_json() | {"covers": covered.get(h.id, 0)} for h in holds],
+        "can_close": req.status == "open"})
+
+
+@router.post("/records/{rid}/close")
+def records_close(request: Request, rid: Id, note: str = Form("", max_length=2000), csrf: str = Form("")) -> Response:
+    """Close a request (its records are no longer kept on its account)."""
+    _check_csrf(request, csrf)
+    ctx = _custodian(request, "close a records request")
+    _records_request(ctx, rid)
+    try:
+        req = records_requests.close_request(ctx.engine, ctx.pack.id, rid, actor=ctx.me.email, note=note)
+    except InputError as exc:  # already closed
+        raise ConflictError(str(exc).splitlines()[0]) from None
+    return back(f"/console/records/{rid}", f"request {req.id} closed")
 
 
 # ---------------------------------------------------------------- errors

@@ -1,4 +1,4 @@
-"""GET /v1/audit/verify: whether the hash chain is intact (IT, HR, the city administrator, the clerk)."""
+"""GET /v1/audit/verify: whether the city's hash chain is intact (IT, HR, the city administrator, the clerk)."""
 from __future__ import annotations
 
 import re
@@ -14,9 +14,8 @@ router = APIRouter(prefix="/audit", tags=["audit"])
 
 @router.get("/verify")
 def verify(ctx: Ctx) -> dict[str, Any]:
-    """{"intact", "entries", "problem"}; the problem names the entry number only (the log is shared by the
-    cities of an install, so no other detail of it is shown)."""
+    """{"intact", "entries", "problem"} of this city's own chain; the problem names the entry number only."""
     ctx.require(OVERSIGHT, "verify the audit log")
-    n, problem = audit.verify(ctx.engine)
+    n, problem = audit.verify(ctx.engine, audit.chain_of(ctx.pack.id))
     return {"intact": problem is None, "entries": n,
             "problem": re.sub(r"\s*\(.*\)$", "", problem) if problem else None}
