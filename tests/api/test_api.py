@@ -179,3 +179,26 @@ def test_audit_coverage_stats_inventory_acknowledgements(client: TestClient, aut
     assert client.get("/v1/acknowledgements/missing", headers=auth(PAT)).status_code == 403
     assert client.get("/v1/acknowledgements/missing", headers=auth(MORGAN)).json()["missing"] == 7
     assert client.get("/v1/training/missing", headers=auth(DANA)).json()["courses"][0]["course"] == "groupwise-intro"
+
+
+def test_decide_applies_the_actors_granted_exemption(client: TestClient, auth: Auth) -> None:
+    from datetime import date, timedelta
+
+    url = {"url": "http://www.pornhub.com/"}
+    assert client.post("/v1/decide/url", json=url, headers=auth(PAT)).json()["action"] == "block"
+    until = (date.today() + timedelta(days=7)).isoformat()
+    r = client.post("/v1/approvals", json={"kind": "exemption", "rule": "web-prohibited-sites", "until": until,
+                                           "reason": "vice investigation support"}, headers=auth(PAT))
+    assert r.status_code == 200, r.text
+    req = r.json()["request"]
+    for approver in (DANA, LEE, SAM, KIM, MORGAN):
+        if req["status"] != "pending":
+            break
+        step = client.post(f"/v1/approvals/{req['id']}/approve", json={"note": "ok"}, headers=auth(approver))
+        if step.status_code == 200:
+            req = step.json()["request"]
+    assert req["status"] == "approved", req
+    d = client.post("/v1/decide/url", json=url, headers=auth(PAT)).json()
+    assert d["action"] == "log" and d["findings"][0]["exempted_by"].endswith("web-prohibited-sites")
+    # the grant is Pat's alone (Kim, a detective, is exempt by role; Morgan is not)
+    assert client.post("/v1/decide/url", json=url, headers=auth(MORGAN)).json()["action"] == "block"

@@ -14,6 +14,7 @@ from civicaup.engine.evaluate import evaluate
 from civicaup.engine.event import Actor, MailEvent
 from civicaup.errors import InputError
 from civicaup.governance import asks
+from civicaup.governance.approvals import granted_exemptions
 from civicaup.governance.people import actor_of
 from civicaup.interfaces.api.deps import Ctx
 from civicaup.stores.directory import find_person, list_people
@@ -47,6 +48,11 @@ def _now(ctx: Ctx) -> datetime:
     return datetime.now(timezone.utc).astimezone(ctx.pack.tz)
 
 
+def _grants(ctx: Ctx, actor: Actor, at: datetime) -> frozenset[str]:
+    """The personal or role exemptions the actor holds now (the same grants the milter and the helper apply)."""
+    return granted_exemptions(ctx.engine, ctx.pack.id, actor.email, actor.roles, at)
+
+
 @router.post("/mail", responses={200: DECISION},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "message/rfc822": {"schema": {"type": "string", "format": "binary"}}}}})
@@ -63,7 +69,9 @@ async def decide_mail(request: Request, ctx: Ctx,
     person = find_person(ctx.engine, ctx.pack.id, who) if who else None
     actor = actor_of(person) if person and person.active else Actor(email=who)
     staff = frozenset((p.name, p.email) for p in list_people(ctx.engine, ctx.pack.id) if p.name)
-    ev = MailEvent(actor=actor, at=_now(ctx), mail=mail, sender=who, staff_names=staff)
+    at = _now(ctx)
+    ev = MailEvent(actor=actor, at=at, mail=mail, sender=who, staff_names=staff,
+                   granted_exemptions=_grants(ctx, actor, at) if person and person.active else frozenset())
     return evaluate(ev, ctx.pack).to_json()
 
 
@@ -72,7 +80,8 @@ def decide_url(body: URLIn, ctx: Ctx) -> dict[str, Any]:
     """A URL as the proxy would see it, requested by the token's person."""
     from civicaup.channels.web.url import normalise_url
     from civicaup.engine.event import WebEvent
-    ev = WebEvent(actor=actor_of(ctx.me), at=_now(ctx), url=normalise_url(body.url))
+    actor, at = actor_of(ctx.me), _now(ctx)
+    ev = WebEvent(actor=actor, at=at, url=normalise_url(body.url), granted_exemptions=_grants(ctx, actor, at))
     return evaluate(ev, ctx.pack).to_json()
 
 
