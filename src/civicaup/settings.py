@@ -7,7 +7,8 @@ key in a section (``CIVICAUP_MAIL__NEXT_HOP``). The names used before the file e
 ``CIVICAUP_HOME`` (data_dir), ``CIVICAUP_DB_URL`` (store_url), ``CIVICAUP_CLAMD`` (mail.clamd),
 ``CIVICAUP_MAIL_NEXT_HOP`` (mail.next_hop).
 
-``load()`` is cached per (file, environment); ``reload()`` forgets it (SIGHUP). Problems come back as
+``load()`` is cached per (file, environment); a long-running part ``pin()``s what it started with and
+changes it only by ``reload()`` (SIGHUP), which leaves the old settings in effect when the new ones fail. Problems come back as
 ``ConfigError`` whose lines each name the file or variable, the key and why (``config check``).
 """
 from __future__ import annotations
@@ -287,6 +288,7 @@ def read() -> Settings:
 
 
 _cache: tuple[tuple[Any, ...], Settings] | None = None
+_pinned: Settings | None = None
 
 
 def _fingerprint() -> tuple[Any, ...]:
@@ -300,16 +302,36 @@ def _fingerprint() -> tuple[Any, ...]:
 
 
 def load() -> Settings:
-    """The settings in effect now (cached until the file or a CIVICAUP_ variable changes)."""
+    """The settings in effect now: the pinned ones in a long-running part (see :func:`pin`), else the file and
+    environment as they are (cached until the file or a CIVICAUP_ variable changes)."""
     global _cache
+    if _pinned is not None:
+        return _pinned
     key = _fingerprint()
     if _cache is None or _cache[0] != key:
         _cache = (key, read())
     return _cache[1]
 
 
+def pin(chosen: Settings | None = None) -> Settings:
+    """Keep `chosen` (default: the settings now in effect) until :func:`reload` or :func:`unpin`: a service
+    changes its configuration on SIGHUP, never because the file changed under it."""
+    global _pinned
+    _pinned = chosen if chosen is not None else load()
+    return _pinned
+
+
+def unpin() -> None:
+    global _pinned
+    _pinned = None
+
+
 def reload() -> Settings:
-    """Forget the cache and read again (SIGHUP)."""
-    global _cache
-    _cache = None
-    return load()
+    """Read the file and the environment again. On success the new settings are in effect (and pinned, if
+    they were); on a ConfigError nothing changes."""
+    global _cache, _pinned
+    fresh = read()
+    _cache = (_fingerprint(), fresh)
+    if _pinned is not None:
+        _pinned = fresh
+    return fresh

@@ -159,3 +159,22 @@ def test_admin_guide_reference_is_the_generated_one() -> None:
     begin, end = "<!-- config-reference:begin -->\n", "\n<!-- config-reference:end -->"
     block = guide[guide.index(begin) + len(begin):guide.index(end)]
     assert block == reference_markdown(), "docs/admin-guide.md is stale: paste `civicaup config reference` in"
+
+
+def test_pinned_settings_change_only_on_reload(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CIVICAUP_HOME", str(home))
+    cfg = home / "civicaup.toml"
+    cfg.write_text("[tokens]\nlifetime_days = 30\n")
+    try:
+        pinned = settings.pin(settings.reload())
+        cfg.write_text("[tokens]\nlifetime_days = 31\n")
+        os.utime(cfg, ns=(t := cfg.stat().st_mtime_ns + 1_000_000, t))
+        assert settings.load() is pinned  # a service does not follow the file by itself
+        cfg.write_text("[tokens]\nlifetime_days = 0\n")  # broken: the reload fails, nothing changes
+        with pytest.raises(settings.ConfigError):
+            settings.reload()
+        assert settings.load() is pinned
+        cfg.write_text("[tokens]\nlifetime_days = 45\n")
+        assert settings.reload().tokens.lifetime_days == 45 and settings.load().tokens.lifetime_days == 45
+    finally:
+        settings.unpin()

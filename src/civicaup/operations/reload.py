@@ -26,6 +26,7 @@ from typing import Any
 from civicaup import settings
 from civicaup.channels.socket_activation import notify
 from civicaup.policy.compile import CompiledPack
+from civicaup.policy import registry
 from civicaup.policy.registry import get_pack
 
 log = logging.getLogger("civicaup.reload")
@@ -49,14 +50,17 @@ def _why(exc: BaseException) -> str:
 
 def _keep(previous: settings.Settings) -> None:
     """Keep `previous` in effect although the file or the environment changed since it was read (a failed
-    reload); the next change of either, or the next reload, reads them again."""
-    settings._cache = (settings._fingerprint(), previous)
+    reload) until the next successful reload."""
+    settings.pin(previous)
 
 
 def reread_settings(part: str, previous: settings.Settings | None = None) -> bool:
     """Read the configuration again; if it does not validate, log one error line, keep `previous` (or the
     settings cached before) in effect and return False."""
-    before = previous or (settings._cache[1] if settings._cache else None)
+    try:
+        before = previous or settings.pin()
+    except Exception:  # noqa: BLE001 - nothing valid was in effect either: the reload below says why
+        before = None
     try:
         settings.reload()
         return True
@@ -77,8 +81,9 @@ class Reloader:
         self.part = part
         self.policies = tuple(dict.fromkeys(policies))
         self.apply = apply
-        self.settings = settings.load()
+        self.settings = settings.pin()
         self.packs: Mapping[str, CompiledPack] = MappingProxyType({p: get_pack(p) for p in self.policies})
+        registry.pin(self.packs)
         self.loaded = "; ".join(describe(p) for p in self.packs.values())  # what runs, as the log lines say it
         self.reloads = 0
         self.failures = 0
@@ -96,7 +101,7 @@ class Reloader:
         that were in effect in place. Changes nothing the service uses. Safe in any thread."""
         try:
             fresh = settings.reload()
-            return fresh, {p: get_pack(p) for p in self.policies}
+            return fresh, {p: get_pack(p, fresh=True) for p in self.policies}
         except BaseException:
             _keep(self.settings)
             raise
@@ -107,6 +112,7 @@ class Reloader:
             self.apply(MappingProxyType(packs))
         self.settings = fresh
         self.packs = MappingProxyType(packs)
+        registry.pin(self.packs)
         self.loaded = "; ".join(describe(p) for p in packs.values())
         self.reloads += 1
         log.info("%s: reloaded %s", self.part, self.loaded)

@@ -1,6 +1,7 @@
 """Finding packs: the ones shipped in the package, and a city's own under $CIVICAUP_HOME/packs/<id>/pack.yaml."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
@@ -47,8 +48,21 @@ def _compiled(path: Path, mtime: float) -> CompiledPack:
     return compile_pack(load_pack(path / "pack.yaml"), path)
 
 
-def get_pack(pack_id: str) -> CompiledPack:
-    """The compiled pack; raises UnknownPolicyError naming the known ids."""
+_pinned: dict[str, CompiledPack] = {}
+
+
+def pin(packs: Mapping[str, CompiledPack]) -> None:
+    """A long-running part keeps these packs until it pins others (its SIGHUP reload): an edit to pack.yaml,
+    or a broken one, changes nothing until then."""
+    _pinned.clear()
+    _pinned.update(packs)
+
+
+def get_pack(pack_id: str, *, fresh: bool = False) -> CompiledPack:
+    """The compiled pack (the pinned one in a long-running part unless `fresh`); raises UnknownPolicyError naming
+    the known ids."""
+    if not fresh and pack_id in _pinned:
+        return _pinned[pack_id]
     dirs = pack_dirs()
     if pack_id not in dirs:
         raise UnknownPolicyError(f"unknown policy {pack_id!r} (known: {', '.join(sorted(dirs)) or 'none'})")

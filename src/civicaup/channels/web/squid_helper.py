@@ -878,7 +878,10 @@ def serve(helper: Helper, fd_in: int = 0, fd_out: int = 1, *, read_size: int = 2
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     signal.signal(signal.SIGHUP, on_hup)
+    from civicaup import settings
     from civicaup.operations.reload import reread_settings
+
+    settings.pin()  # the configuration changes on SIGHUP only
 
     def write(data: bytes) -> None:
         view = memoryview(data)
