@@ -38,9 +38,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import civicaup
 from civicaup import settings
+from civicaup.durable import fsync_dir
 from civicaup.errors import CivicaupError, InputError
 from civicaup.operations import backup_db as db
-from civicaup.operations.backup_files import Selection, copy_file, fsync_dir, hash_file
+from civicaup.operations.backup_files import Selection, copy_file, hash_file
 from civicaup.operations.backup_files import select as select_state
 from civicaup.stores.db import database_url
 

@@ -16,6 +16,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from civicaup.durable import fsync_dir
 from civicaup.operations.backup_db import SQLITE_SIDE_FILES, is_sqlite_file
 
 TRANSIENT_TOP = frozenset({"metrics", "spool"})
@@ -131,16 +132,3 @@ def copy_file(src: Path, dst: Path) -> tuple[str, int]:
         tmp.unlink(missing_ok=True)
         raise
     return h.hexdigest(), size
-
-
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from civicaup.channels.mail import delivery
 from civicaup.config import home
+from civicaup.durable import fsync_dir as _fsync_dir
 from civicaup.errors import CivicaupError, InputError
 from civicaup.stores import audit
 from civicaup.stores.directory import find_person
@@ -58,17 +59,6 @@ def quarantine_dir() -> Path:
 
 def blob_path(sha256: str) -> Path:
     return quarantine_dir() / sha256
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def store_blob(spool: "Spool") -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import marisa_trie
 
+from civicaup.durable import fsync_dir as _fsync_dir
 from civicaup.errors import IndexError_
 
 MAGIC = b"CAUPIDX\x00"
@@ -121,20 +122,6 @@ def write_atomic(path: Path, chunks: Iterable[bytes]) -> int:
             pass
         raise
     return size
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename durable; not every platform or file system allows it, which is fine."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def open_file(path: Path) -> tuple[IndexData, os.stat_result]:
