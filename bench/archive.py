@@ -2,16 +2,21 @@
 """Benchmark: archive ingest and clerk searches at city scale, on SQLite and on PostgreSQL.
 
     .venv/bin/python bench/archive.py [--count 1000000] [--jobs N] [--pg URL | --pg-local] [--no-sqlite]
-                                      [--workdir DIR] [--keep]
+                                      [--workdir DIR] [--keep] [--baseline CHECKOUT [--rounds N]]
 
 Generates an mbox of COUNT messages that reuse the shapes of the real SpamAssassin corpus (its bodies,
 MIME structures and subjects, sampled with a fixed seed) with city headers: 200 staff and 3,000 outside
 correspondents, dates spread over ten years, some attachments, and a few words clerks search for. Then it
-imports the mbox through `civicaup archive import`'s code path (parse in worker processes, originals to
-the blob store, batched inserts) and prints messages/second (wall, and per CPU-second of all processes),
-the database and blob-store size per message, and p50/p95 latency of ten typical clerk searches (each run
-with several parameter values). With --pg URL (or --pg-local, which starts Debian's PostgreSQL on a free
-loopback port) the same is measured on PostgreSQL. Not run in CI.
+imports the mbox through `civicaup archive import`'s code path (parse in worker processes, originals
+appended to segment files, batched inserts) in a child process and prints messages/second (wall, and per
+CPU-second of all processes, with the importing process's own share: the serial part), the database and
+originals size per message, and p50/p95 latency of ten typical clerk searches (each run with several
+parameter values). With --pg URL (or --pg-local, which starts Debian's PostgreSQL on a free loopback port)
+the same is measured on PostgreSQL.
+
+--baseline CHECKOUT imports the same mbox with another checkout's code too (e.g. `git worktree add
+/tmp/base <commit>`), alternating the two for --rounds rounds, and prints both and their ratio: on a shared
+machine only figures from the same run compare. Not run in CI.
 
 Peer figures (DESIGN.md, same kind of machine): notmuch/Xapian and naive Python + SQLite FTS5 or
 PostgreSQL ingest about 260-340 messages per CPU-second; "newest 50 of a common word" projects past
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import email
 import glob
+import json
 import os
 import random
 import resource
@@ -191,7 +197,8 @@ def server_cpu() -> float:
     return total
 
 
-def ingest(url: str, mbox: Path, jobs: int | None) -> tuple[object, dict[str, float]]:
+def ingest(url: str, mbox: Path, jobs: int | None) -> dict[str, float]:
+    """In this process (the child): import the mbox, return counts and CPU seconds."""
     from civicaup.policy.registry import get_pack
     from civicaup.records.archive import import_paths
     from civicaup.stores.db import open_store
@@ -205,16 +212,26 @@ def ingest(url: str, mbox: Path, jobs: int | None) -> tuple[object, dict[str, fl
     def progress(rep) -> None:  # type: ignore[no-untyped-def]
         if time.perf_counter() - last[0] > 30:
             last[0] = time.perf_counter()
-            print(f"    ... {rep.imported + rep.duplicate:,} messages", flush=True)
+            print(f"    ... {rep.imported + rep.duplicate:,} messages", file=sys.stderr, flush=True)
 
     pg0 = server_cpu() if engine.dialect.name == "postgresql" else 0.0
     report = import_paths(engine, [mbox], policy=POLICY, jobs=jobs, progress=progress)
     s1, c1 = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    pg = server_cpu() - pg0 if engine.dialect.name == "postgresql" else 0.0
-    cpu = (s1.ru_utime - s0.ru_utime + s1.ru_stime - s0.ru_stime + c1.ru_utime - c0.ru_utime +
-           c1.ru_stime - c0.ru_stime)
-    return engine, {"imported": report.imported, "failed": report.failed, "seconds": report.seconds,
-                    "cpu": cpu, "server_cpu": pg}
+    pg = server_cpu() - pg0 if engine.dialect.name == "postgresql" else 0.0  # while its backends still live
+    own = s1.ru_utime - s0.ru_utime + s1.ru_stime - s0.ru_stime
+    return {"imported": report.imported, "failed": report.failed, "seconds": report.seconds,
+            "cpu": own + c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime, "main_cpu": own, "server_cpu": pg}
+
+
+def ingest_child(code: Path, url: str, mbox: Path, home: Path, jobs: int | None) -> dict[str, float]:
+    """Run `ingest` in a child process with `code`'s civicaup (this checkout, or a baseline's)."""
+    env = {**os.environ, "PYTHONPATH": str(code / "src"), "CIVICAUP_HOME": str(home)}
+    env.pop("CIVICAUP_DB_URL", None)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--ingest-child", url, str(mbox), str(home)]
+    if jobs:
+        cmd += ["--jobs", str(jobs)]
+    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def searches(rng: random.Random, staff: list[str]) -> list[tuple[str, list[dict[str, object]]]]:
@@ -275,17 +292,70 @@ def staff_of(engine) -> list[str]:  # type: ignore[no-untyped-def]
             "ORDER BY address LIMIT 200"), {"d": f"%@{DOMAIN}"})]
 
 
-def report(label: str, engine, stats: dict[str, float], home: Path, n: int, mean_size: float,  # type: ignore[no-untyped-def]
-           seed: int) -> None:
-    db, blobs = db_bytes(engine), dir_bytes(home / "archive")
+def rates(stats: dict[str, float]) -> str:
+    n = stats["imported"]
+    return (f"{n / stats['seconds']:,.0f} messages/s wall ({stats['seconds']:.0f} s), "
+            f"{n / max(stats['cpu'], 1e-9):,.0f} per CPU-second of civicaup's processes (importing process "
+            f"{stats['main_cpu'] * 1000 / max(n, 1):.3f} CPU-ms a message, workers "
+            f"{(stats['cpu'] - stats['main_cpu']) * 1000 / max(n, 1):.3f})"
+            + (f", {n / max(stats['cpu'] + stats['server_cpu'], 1e-9):,.0f} counting the database server's CPU too"
+               if stats["server_cpu"] else ""))
+
+
+def report(label: str, engine, runs: list[dict[str, float]],  # type: ignore[no-untyped-def]
+           base: list[dict[str, float]], home: Path, n: int, mean_size: float, seed: int) -> None:
+    db, originals = db_bytes(engine), dir_bytes(home / "archive")
+    stats = runs[-1]
     print(f"\n== {label}: {stats['imported']:,} messages imported ({stats['failed']} failed)")
-    print(f"    ingest: {stats['imported'] / stats['seconds']:,.0f} messages/s wall ({stats['seconds']:.0f} s), "
-          f"{stats['imported'] / max(stats['cpu'], 1e-9):,.0f} messages per CPU-second of civicaup's processes"
-          + (f", {stats['imported'] / max(stats['cpu'] + stats['server_cpu'], 1e-9):,.0f} counting the database "
-             f"server's CPU too" if stats["server_cpu"] else ""))
-    print(f"    database: {db / n:,.0f} bytes/message ({db / 2**20:,.0f} MiB); originals (gzip): "
-          f"{blobs / n:,.0f} bytes/message; mean message {mean_size:,.0f} bytes")
+    for r in runs:
+        print(f"    ingest: {rates(r)}")
+    for r in base:
+        print(f"    baseline ingest: {rates(r)}")
+    if base:
+        wall = statistics.median(r["imported"] / r["seconds"] for r in runs) / statistics.median(
+            r["imported"] / r["seconds"] for r in base)
+        cpu = statistics.median(r["imported"] / r["cpu"] for r in runs) / statistics.median(
+            r["imported"] / r["cpu"] for r in base)
+        print(f"    this checkout / baseline (medians of {len(runs)} alternating rounds): {wall:.2f}x messages/s, "
+              f"{cpu:.2f}x messages per CPU-second")
+    print(f"    database: {db / n:,.0f} bytes/message ({db / 2**20:,.0f} MiB); originals (segments, zlib): "
+          f"{originals / n:,.0f} bytes/message; mean message {mean_size:,.0f} bytes")
     run_searches(engine, staff_of(engine), seed)
+
+
+def measure(label: str, url_for, args, mbox: Path, work: Path, mean: float) -> None:  # type: ignore[no-untyped-def]
+    """Import with this checkout (and the baseline, alternating), then time the searches on this checkout's."""
+    from civicaup.stores.db import open_store
+
+    runs: list[dict[str, float]] = []
+    base: list[dict[str, float]] = []
+    kept: tuple[str, Path] | None = None  # this checkout's newest import: the one searched
+    for r in range(args.rounds if args.baseline else 1):
+        order = [("this", ROOT), ("baseline", args.baseline)] if args.baseline else [("this", ROOT)]
+        for name, code in (order if r % 2 == 0 else order[::-1]):
+            home = work / f"{label}-{name}-{r}"
+            shutil.rmtree(home, ignore_errors=True)
+            home.mkdir(parents=True)
+            url = url_for(f"{name}_{r}", home)
+            stats = ingest_child(code, url, mbox, home, args.jobs)
+            print(f"    {name}: {rates(stats)}; load average {os.getloadavg()[0]:.1f}", flush=True)
+            (runs if name == "this" else base).append(stats)
+            if name == "this":
+                if kept is not None:
+                    shutil.rmtree(kept[1], ignore_errors=True)
+                kept = (url, home)
+            else:
+                shutil.rmtree(home, ignore_errors=True)
+    assert kept is not None
+    os.environ["CIVICAUP_HOME"] = str(kept[1])
+    engine = open_store(kept[0])
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+    report("SQLite (FTS5, Porter stemmer)" if engine.dialect.name == "sqlite" else
+           "PostgreSQL (tsvector, english, GIN)", engine, runs, base, kept[1], args.count, mean, args.seed)
 
 
 def synthetic(url: str, count: int, seed: int) -> tuple[object, dict[str, float]]:
@@ -356,7 +426,15 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--search-scale", action="store_true",
                     help="skip generation and ingest: build COUNT index rows from the parsed corpus, time searches")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout (e.g. a git worktree of an earlier commit) to import the same mbox with")
+    ap.add_argument("--rounds", type=int, default=1, help="with --baseline: alternating rounds (default 1)")
+    ap.add_argument("--ingest-child", nargs=3, metavar=("URL", "MBOX", "HOME"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.ingest_child:
+        url, mbox_path, _ = args.ingest_child
+        print(json.dumps(ingest(url, Path(mbox_path), args.jobs)))
+        return
     if not CORPUS.is_file():
         sys.exit(f"the SpamAssassin corpus is not at {CORPUS}")
     work = args.workdir or Path(tempfile.mkdtemp(prefix="civicaup-bench-"))
@@ -401,25 +479,13 @@ def main() -> None:
     pg_proc = None
     try:
         if not args.no_sqlite:
-            home = work / "sqlite-home"
-            home.mkdir(parents=True, exist_ok=True)
-            os.environ["CIVICAUP_HOME"] = str(home)
-            engine, stats = ingest(f"sqlite:///{home / 'civicaup.db'}", mbox, args.jobs)
-            report("SQLite (FTS5, Porter stemmer)", engine, stats, home, args.count, mean, args.seed)
+            measure("sqlite", lambda name, home: f"sqlite:///{home / 'civicaup.db'}", args, mbox, work, mean)
         url = args.pg
         if args.pg_local and not url:
             base = Path(tempfile.mkdtemp(prefix="civicaup-bench-pg-"))
             url, pg_proc = start_postgres(base)
         if url:
-            home = work / "pg-home"
-            home.mkdir(parents=True, exist_ok=True)
-            os.environ["CIVICAUP_HOME"] = str(home)
-            engine, stats = ingest(url, mbox, args.jobs)
-            with engine.begin() as conn:
-                from sqlalchemy import text
-
-                conn.execute(text("ANALYZE"))
-            report("PostgreSQL (tsvector, english, GIN)", engine, stats, home, args.count, mean, args.seed)
+            measure("pg", lambda name, home: pg_database(url, f"bench_{name}"), args, mbox, work, mean)
     finally:
         if pg_proc is not None:
             pg_proc.send_signal(signal.SIGINT)  # fast shutdown of the postmaster, by its PID
@@ -427,6 +493,19 @@ def main() -> None:
             shutil.rmtree(base, ignore_errors=True)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def pg_database(url: str, name: str) -> str:
+    """A fresh database on the server of `url` for one import (each run starts empty)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    with psycopg.connect(host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database,
+                         autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return u.set(database=name).render_as_string(hide_password=False)
 
 
 if __name__ == "__main__":

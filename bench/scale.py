@@ -19,13 +19,14 @@ runs a sample of one working day per city and prints:
   search p50/p95        clerk searches (words, phrases, sender, recipient, date range, attachment) on random
                         cities
   API p50/p95           `civicaup serve` for all the cities, REST calls with each city's IT person's token on
-                        random cities from four clients
+                        random cities from four clients; then again with a pack cache that holds every city (a
+                        what-if, labelled: the shipped registry keeps 32 compiled packs a process)
   peak memory           of a decision worker, of the API process, and the database size and partition count
 
 Traffic comes from the real data in ../shared/data: URLs from the UT1 lists (listed sites to block and to log,
 the allow list, press and bank sites for the ordinary rest), mail from the SpamAssassin corpus's bodies and
 MIME structures (extracted into the work directory, never beside the data). PostgreSQL is Debian's, started
-on a free loopback port for the run and stopped by its PID. Volumes are a sample of a day (--web URL and
+on a free loopback port for the run with a league's settings (PG_SETTINGS) and stopped by its PID. Volumes are a sample of a day (--web URL and
 --mail messages per city); the summary scales the measured rates to a full day (DAY_URLS and DAY_MAILS per
 person) to say how many cores a league needs. --budget bounds the run: a city count that would start after
 it is skipped. Not run in CI.
@@ -45,7 +46,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -72,7 +72,13 @@ LAST = ["jones", "reed", "chan", "ortiz", "nguyen", "brown", "smith", "lee", "ga
         "moore", "clark", "lewis", "walker", "hall", "young", "king", "wright"]
 
 sys.path.insert(0, str(ROOT / "bench"))
-from archive import corpus_shapes, start_postgres  # noqa: E402 - the archive benchmark's corpus reader and server
+from archive import corpus_shapes  # noqa: E402 - the archive benchmark's corpus reader
+
+# A league's server settings (docs/scaling.md): a statement that cannot prune by city locks every partition it
+# reads, and the shared lock table holds max_locks_per_transaction x max_connections locks.
+PG_SETTINGS = {"max_connections": "200", "max_locks_per_transaction": "256", "shared_buffers": "512MB",
+               "work_mem": "32MB", "maintenance_work_mem": "256MB", "synchronous_commit": "off",
+               "max_wal_size": "4GB"}
 
 
 # ---------------------------------------------------------------- the cities
@@ -322,6 +328,51 @@ def archive_worker(args: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# ---------------------------------------------------------------- the server
+
+def start_postgres(base: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """Debian's PostgreSQL on a free loopback port with PG_SETTINGS (as the postgres user when run as root), as
+    tests/records/conftest.py starts it."""
+    import glob
+    import socket
+
+    def binary(name: str) -> str:
+        found = shutil.which(name) or (sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [""])[-1]
+        if not found:
+            sys.exit(f"no {name}: apt-get install postgresql")
+        return found
+
+    as_user: dict[str, object] = {}
+    if os.geteuid() == 0:  # PostgreSQL refuses root: run it as postgres, with its own PID (no wrapper)
+        import pwd
+
+        pw = pwd.getpwnam("postgres")
+        os.chown(base, pw.pw_uid, pw.pw_gid)
+        as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "cwd": "/"}
+    subprocess.run([binary("initdb"), "-D", str(base / "data"), "-U", "postgres", "--auth=trust", "--no-locale",
+                    "-E", "UTF8"], check=True, capture_output=True, **as_user)  # type: ignore[arg-type]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = [a for k, v in PG_SETTINGS.items() for a in ("-c", f"{k}={v}")]
+    proc = subprocess.Popen([binary("postgres"), "-D", str(base / "data"), "-k", str(base), "-h", "127.0.0.1",
+                             "-p", str(port), *settings], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            **as_user)  # type: ignore[arg-type]
+    import psycopg
+
+    for _ in range(300):
+        try:
+            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
+                c.execute("CREATE DATABASE civicaup_league")
+            return f"postgresql+psycopg://postgres@127.0.0.1:{port}/civicaup_league", proc
+        except psycopg.OperationalError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit("PostgreSQL did not start")
+
+
 # ---------------------------------------------------------------- the measurements
 
 def cpu_of_children() -> float:
@@ -329,16 +380,23 @@ def cpu_of_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
+SERVER_PID = [0]
+
+
 def server_cpu() -> float:
-    """CPU seconds used so far by PostgreSQL server processes on this machine."""
+    """CPU seconds used so far by the PostgreSQL server: the postmaster, the backends it has reaped (their time
+    stays in its counters) and the ones still running."""
     tick, total = os.sysconf("SC_CLK_TCK"), 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
         except OSError:
             continue
-        name, rest = text[text.find("(") + 1:text.rfind(")")], text[text.rfind(")") + 2:].split()
-        if name.startswith("postgres"):
+        rest = text[text.rfind(")") + 2:].split()
+        pid, ppid = int(stat.parent.name), int(rest[1])
+        if pid == SERVER_PID[0]:
+            total += sum(int(x) for x in rest[11:15]) / tick  # utime, stime, cutime, cstime
+        elif ppid == SERVER_PID[0]:
             total += (int(rest[11]) + int(rest[12])) / tick
     return total
 
@@ -384,7 +442,17 @@ def run_searches(engine: Any, cities: list[int], staff: int, count: int, seed: i
             "by_kind": {k: (pct(v, 50), pct(v, 95)) for k, v in times.items() if v}, "found": dict(found)}
 
 
-def run_api(url: str, home: Path, work: Path, cities: list[int], count: int, seed: int) -> dict[str, Any]:
+SERVE_WITH_EVERY_PACK = (  # what-if: `civicaup serve` with a pack cache that holds every city (shipped: 32)
+    "import functools, sys\n"
+    "from civicaup.policy import registry\n"
+    "registry._compiled = functools.lru_cache(maxsize=None)(registry._compiled.__wrapped__)\n"
+    "from civicaup.interfaces.cli.app import main\n"
+    "sys.argv[0] = 'civicaup'\n"
+    "main()\n")
+
+
+def run_api(url: str, home: Path, work: Path, cities: list[int], count: int, seed: int, *,
+            every_pack: bool = False) -> dict[str, Any]:
     """`civicaup serve` for every city; REST calls on random cities from four clients."""
     from civicaup.governance import tokens
     from civicaup.stores.db import open_store
@@ -401,7 +469,8 @@ def run_api(url: str, home: Path, work: Path, cities: list[int], count: int, see
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    argv = [CIVICAUP, "serve", "--listen", f"127.0.0.1:{port}", "--log-level", "warning"]
+    program = [sys.executable, "-c", SERVE_WITH_EVERY_PACK] if every_pack else [CIVICAUP]
+    argv = [*program, "serve", "--listen", f"127.0.0.1:{port}", "--log-level", "warning"]
     for n in cities:
         argv += ["--policy", city_id(n)]
     log = open(work / "serve.log", "wb")
@@ -532,17 +601,20 @@ def stage(n_cities: int, st: dict[str, Any], args: argparse.Namespace) -> dict[s
             for k in ing:
                 ing[k] += r[k]
         ing_wall, ing_cpu, ing_server = time.perf_counter() - t, cpu_of_children() - c0, server_cpu() - s0
-    with engine.begin() as conn:  # what autovacuum would do after a day: statistics for the planner
+    # what autovacuum does after a day: statistics for the planner. Outside a transaction block PostgreSQL
+    # analyses each partition in its own transaction (in one, it would lock every partition at once)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for table in ("archive_messages", "archive_fts", "archive_addresses", "archive_attachments", "audit",
                       "web_usage"):
             conn.execute(text(f"ANALYZE {table}"))
 
     searches = run_searches(engine, cities, args.staff, args.searches, seed=n_cities)
     api = run_api(url, home, work, cities, args.api, seed=n_cities)
+    api_all = run_api(url, home, work, cities, args.api, seed=n_cities, every_pack=True)
     facts = db_facts(engine)
     return {"cities": n_cities, "setup_s": setup_s, "dec_wall": dec_wall, "dec_server_cpu": dec_server, **agg,
             "actions": dict(actions), "dec_rss": dec_rss, "ing": ing, "ing_wall": ing_wall, "ing_cpu": ing_cpu,
-            "ing_server_cpu": ing_server, "search": searches, "api": api, **facts}
+            "ing_server_cpu": ing_server, "search": searches, "api": api, "api_all": api_all, **facts}
 
 
 def show(r: dict[str, Any], staff: int) -> None:
@@ -558,7 +630,7 @@ def show(r: dict[str, Any], staff: int) -> None:
           f"({r['usage_rows']:,} rows)")
     print(f"     actions: {', '.join(f'{k} {v:,}' for k, v in sorted(r['actions'].items()))}")
     print(f"     peak memory of a decision worker {r['dec_rss']:,.0f} MB; database server CPU "
-          f"{r['dec_server_cpu']:.0f} s")
+          f"{r['dec_server_cpu']:.0f} s (the audit entries and web usage rows)")
     ing = r["ing"]
     if ing["imported"]:
         print(f"   archive ingest: {ing['imported']:,} messages ({ing['failed']} failed): "
@@ -571,9 +643,13 @@ def show(r: dict[str, Any], staff: int) -> None:
         print(f"     {k:16} p50 {p50:7.1f}  p95 {p95:7.1f}  ({s['found'].get(k, 0)} results)")
     a = r["api"]
     print(f"   API: p50 {a['p50']:.1f} ms, p95 {a['p95']:.1f} ms, max {a['max']:.1f} ms after a first call per city "
-          f"({a['warm_s']:.1f} s for all); API process peak memory {a['rss_mb']:,.0f} MB; errors {a['errors'] or 'none'}")
+          f"({a['warm_s']:.1f} s for all); API process peak memory {a['rss_mb']:,.0f} MB; "
+          f"errors {a['errors'] or 'none'}")
     for k, (p50, p95) in a["by_path"].items():
         print(f"     {k:22} p50 {p50:7.1f}  p95 {p95:7.1f}")
+    b = r["api_all"]
+    print(f"   API if the pack cache held every city (shipped: 32 packs a process): p50 {b['p50']:.1f} ms, "
+          f"p95 {b['p95']:.1f} ms, max {b['max']:.1f} ms; peak memory {b['rss_mb']:,.0f} MB")
     print(f"   database: {r['db_mb']:,.0f} MB, {r['partitions']:,} partitions ({r['relations']:,} relations); rows "
           + ", ".join(f"{k} {v:,}" for k, v in r["rows"].items()))
 
@@ -582,24 +658,25 @@ def summary(results: list[dict[str, Any]], staff: int) -> None:
     first = results[0]
     print("\n== how the figures grow")
     print(f"   {'cities':>6} {'URL/s/core':>11} {'mail/s/core':>12} {'ingest/s':>9} {'search p95':>11} "
-          f"{'API p95':>9} {'worker MB':>10} {'API MB':>7} {'DB MB':>8} {'partitions':>10}")
+          f"{'API p95':>9} {'(all packs)':>11} {'worker MB':>10} {'API MB':>7} {'DB MB':>8} {'partitions':>10}")
     for r in results:
         ing = r["ing"]["imported"] / r["ing_wall"] if r["ing_wall"] else 0.0
         print(f"   {r['cities']:>6} {r['web'] / r['web_cpu']:>11,.0f} {r['mail'] / r['mail_cpu']:>12,.0f} "
-              f"{ing:>9,.0f} {r['search']['p95']:>9.1f}ms {r['api']['p95']:>7.1f}ms {r['dec_rss']:>10,.0f} "
-              f"{r['api']['rss_mb']:>7,.0f} {r['db_mb']:>8,.0f} {r['partitions']:>10,}")
+              f"{ing:>9,.0f} {r['search']['p95']:>9.1f}ms {r['api']['p95']:>7.1f}ms {r['api_all']['p95']:>9.1f}ms "
+              f"{r['dec_rss']:>10,.0f} {r['api']['rss_mb']:>7,.0f} {r['db_mb']:>8,.0f} {r['partitions']:>10,}")
     last = results[-1]
     if last is not first:
-        print(f"   from {first['cities']} to {last['cities']} cities: search p95 x{last['search']['p95'] / first['search']['p95']:.1f}, "
-              f"API p95 x{last['api']['p95'] / first['api']['p95']:.1f}, "
-              f"URL decisions/core x{(last['web'] / last['web_cpu']) / (first['web'] / first['web_cpu']):.2f}")
+        growth = ((last["web"] / last["web_cpu"]) / (first["web"] / first["web_cpu"]))
+        print(f"   from {first['cities']} to {last['cities']} cities: search p95 "
+              f"x{last['search']['p95'] / first['search']['p95']:.1f}, API p95 "
+              f"x{last['api']['p95'] / first['api']['p95']:.1f}, URL decisions/core x{growth:.2f}")
     web_rate = last["web"] / last["web_cpu"]
     mail_rate = last["mail"] / last["mail_cpu"]
     for r in results:
         urls, mails = r["cities"] * staff * DAY_URLS, r["cities"] * staff * DAY_MAILS
         core_h = (urls / web_rate + mails / mail_rate) / 3600
         print(f"   a working day of {r['cities']} cities ({urls:,} URL requests, {mails:,} messages) is "
-              f"{core_h:,.1f} core-hours of decisions ({core_h / 8:,.1f} cores over an 8-hour day; peaks run "
+              f"{core_h:,.2f} core-hours of decisions ({core_h / 8:,.2f} cores over an 8-hour day; peaks run "
               f"3-4x the mean)")
 
 
@@ -651,6 +728,7 @@ def main() -> None:
 
     base = Path(tempfile.mkdtemp(prefix="civicaup-scale-pg-"))  # its own folder: the server runs as postgres
     url, pg = start_postgres(base)
+    SERVER_PID[0] = pg.pid
     os.environ["CIVICAUP_DB_URL"] = url
     results = []
     try:

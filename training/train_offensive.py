@@ -61,19 +61,20 @@ THRESHOLD_GRID = {
 
 
 def matrix(texts: list[str]) -> sp.csr_matrix:
-    """One row per text: the hashed features exactly as civicaup.detect.features scores them."""
-    indptr = [0]
+    """One row per text: the hashed features exactly as civicaup.detect.features scores them at run time
+    (features.Batch: each n-gram occurrence weighs 1/sqrt(n-grams of its kind in the text))."""
+    rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
     vals: list[np.ndarray] = []
-    for text in texts:
-        grams = features.Grams(text, block=len(text.encode("utf-8", "surrogatepass")) + 2)
-        chars, words = grams.slots()
-        sc, sw = grams.scale()
-        cols += [chars, words]
-        vals += [np.full(len(chars), sc[0]), np.full(len(words), sw[0])]
-        indptr.append(indptr[-1] + len(chars) + len(words))
-    x = sp.csr_matrix((np.concatenate(vals), np.concatenate(cols).astype(np.int64), np.array(indptr)),
-                      shape=(len(texts), features.DIM))
+    step = 2000
+    for i in range(0, len(texts), step):
+        batch = features.Batch(texts[i : i + step])
+        sc, sw = batch.scale()
+        rows += [batch.char_seg + i, batch.word_seg + i]
+        cols += [batch.char_slots.astype(np.int64), batch.word_slots.astype(np.int64)]
+        vals += [sc[batch.char_seg], sw[batch.word_seg]]
+    x = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                      shape=(len(texts), features.DIM)).tocsr()
     x.sum_duplicates()
     return x
 

@@ -93,3 +93,14 @@ def test_a_long_message_is_scanned_whole_and_hits_stay_bounded() -> None:
     for h in found:
         per_detector[h.detector] = per_detector.get(h.detector, 0) + 1
     assert max(per_detector.values()) <= 50  # MAX_HITS_PER_DETECTOR
+
+
+def test_scan_many_gives_each_text_what_scan_text_gives() -> None:
+    texts = [SAMPLE, "", "lol my nigga thats funny", "those muslims with their damn noise every night",
+             "Loved the festival!", "you f*cking idiot", "I am going to shoot up city hall tomorrow"] * 3
+    assert detect.scan_many(texts) == [scan_text(t) for t in texts]
+    loose = {"harassment": detect.Setting(min_confidence=0.0)}
+    assert detect.scan_many(texts, detection=loose) == [scan_text(t, detection=loose) for t in texts]
+    assert detect.scan_many([]) == []
+    with pytest.raises(TypeError):
+        detect.scan_many(["ok", b"bytes"])  # type: ignore[list-item]

@@ -37,10 +37,15 @@ def test_bench_runs_on_a_small_sample_and_reports_every_figure(capsys: pytest.Ca
     assert res["ham"]["messages"] == 60
     for kind in ("ssn", "card", "routing"):
         assert res["pii"][kind]["generated"] == 60 and 0 <= res["pii"][kind]["found"] <= 60
-    for key in ("throughput_ham", "throughput_tweets"):
+    for key in ("throughput_ham", "throughput_tweets", "throughput_tweets_batch"):
         assert res[key]["messages"] == 60 and res[key]["mb_per_s"] > 0
+    packs = res["ham_packs"]
+    assert set(packs) == set(bench.PACKS)
+    for r in packs.values():
+        assert r["messages"] == 60 and 0 <= r["blocked_or_held"] <= 60
+        assert set(r["by_category"]) <= bench.TEXT_CATEGORIES
     text = bench.report(res)
-    for line in ("offensive-or-hateful vs neither", "hate vs harassment", "PII recall", "MB/s"):
+    for line in ("offensive-or-hateful vs neither", "hate vs harassment", "PII recall", "MB/s", "kirkwood-mo"):
         assert line in text
     assert bench.main(["--sample", "20", "--json"]) == 0
     assert '"davidson"' in capsys.readouterr().out

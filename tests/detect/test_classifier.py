@@ -153,3 +153,27 @@ def test_check_posts_loads_the_model_once_for_the_whole_batch(tmp_path, monkeypa
     out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [o["id"] for o in out] == list(range(15))
     assert loads == [1]
+
+
+def test_a_batch_scores_each_text_exactly_as_alone() -> None:
+    texts = ["you are a stupid bitch", "", "é ü 😀 x", "the council meets on tuesday " * 20, "a"]
+    batch = features.Batch(texts)
+    for i, text in enumerate(texts):
+        alone = features.Grams(text, block=10**9)
+        chars, words = alone.slots()
+        assert np.array_equal(batch.char_slots[batch.char_seg == i], chars)
+        assert np.array_equal(batch.word_slots[batch.word_seg == i], words)
+    model = classifier.load_model()
+    assert model is not None
+    together = model.probabilities_many(texts)
+    assert together == [model.probabilities(t) for t in texts]  # bit for bit: the sums run in the same order
+
+
+def test_scan_many_equals_scan_text_on_held_out_tweets() -> None:
+    from civicaup.detect import davidson, scan_many
+
+    if not davidson.DAVIDSON.exists():
+        pytest.skip("the shared data sets are not beside the repository")
+    _, test = davidson.split()
+    texts = [t.text for t in test[:400]]
+    assert scan_many(texts) == [scan_text(t) for t in texts]

@@ -104,3 +104,25 @@ def test_spamassassin_ham_false_positives_and_throughput(ham: list[tuple[str, st
     assert fired["phi"] < 0.02 * len(ham)
     assert fired["solicitation"] < 0.02 * len(ham)
     assert fired["harassment"] < 0.02 * len(ham)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_kirkwood_rules_over_the_ham_stop_few_legitimate_messages() -> None:
+    """Each pack's mail rules over the 4,150 ham messages (bench/detect.py's table): Kirkwood blocked or
+    held 9.9% of them before its `detection:` thresholds, the severity tiers and the link rule."""
+    import importlib.util
+
+    if not SPAMASSASSIN.exists():
+        pytest.skip(f"{SPAMASSASSIN} not present")
+    spec = importlib.util.spec_from_file_location("bench_detect", Path(__file__).resolve().parents[2] / "bench" / "detect.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.evaluate_packs_on_ham(bench.ham_messages(), packs=("kirkwood-mo",))["kirkwood-mo"]
+    print("kirkwood-mo over the ham:", result["blocked_or_held"], result["by_category"])
+    assert result["messages"] == 4150
+    assert result["rate"] < 0.05
+    offensive = result["by_category"].get("profanity", 0) + result["by_category"].get("sexual", 0)
+    assert offensive < 0.035 * 4150
+    assert result["by_category"].get("pii", 0) == 0

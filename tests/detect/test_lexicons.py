@@ -35,7 +35,8 @@ def test_the_slur_list_uses_term_tab_class_lines_with_known_classes() -> None:
     }
     for entry in data.load("slurs"):
         if not entry.exception:
-            assert entry.tags and set(entry.tags) <= classes, entry
+            named = set(entry.tags) - {"slur:ambiguous"}  # the one marker besides the classes
+            assert named and named <= classes, entry
 
 
 def test_files_that_borrow_from_ldnoobw_credit_it_under_cc_by_4() -> None:

@@ -114,6 +114,7 @@ NOT_SOCIAL_REACH = [
     "We gained 1000 new followers this month",
     "The library's video got 2,000 views in a week",
     "DM us with your address and we will send the permit form",
+    "The library's video got 2,000 views, story time at 3 pm",
 ]
 
 

@@ -1,6 +1,6 @@
 """West Des Moines flags attachments that cannot be checked for a virus (Software Usage ¶13:
 "All appropriate precautions should be taken to detect for a virus and, if necessary, to prevent its
-spread."), as Ste. Genevieve does under B.2.d. The fixtures are the Ste. Genevieve scenario messages."""
+spread."), as Ste. Genevieve does under B.2.d. The fixtures are the West Des Moines scenario messages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from civicaup.channels import events
 from civicaup.engine.evaluate import evaluate
 from civicaup.policy.registry import get_pack
 
-FIXTURES = Path(__file__).resolve().parents[1] / "scenarios" / "ste-genevieve-mo"
+FIXTURES = Path(__file__).resolve().parents[1] / "scenarios" / "west-des-moines-ia"
 
 
 def _decide(pack_id: str, name: str):  # type: ignore[no-untyped-def]
@@ -20,7 +20,7 @@ def _decide(pack_id: str, name: str):  # type: ignore[no-untyped-def]
 
 
 def test_an_encrypted_zip_is_flagged_for_review_quoting_the_virus_precaution() -> None:
-    decision = _decide("west-des-moines-ia", "encrypted-zip.eml")
+    decision = _decide("west-des-moines-ia", "encrypted-invoice-zip.eml")
     assert decision.action == "flag"
     (finding,) = [f for f in decision.findings if f.rule == "mail-unscannable-attachment"]
     assert finding.category == "encrypted-attachment" and finding.clause == "Software Usage ¶13"
@@ -28,6 +28,10 @@ def test_an_encrypted_zip_is_flagged_for_review_quoting_the_virus_precaution() -
                              "to prevent its spread.")
     source = (Path(get_pack("west-des-moines-ia").folder) / "source.txt").read_text(encoding="utf-8")
     assert finding.quote in source
+
+
+def test_an_ordinary_zip_is_scanned_and_passes() -> None:
+    assert _decide("west-des-moines-ia", "plain-invoice-zip.eml").action == "allow"
 
 
 def test_the_rule_quotes_an_enforced_sentence_of_the_text() -> None:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.mail.miltertools import FakeMTA
 
-from .parts import BROADCAST, CIVICAUP, Install, Running, clean_env, make_install
+from .parts import BROADCAST, CIVICAUP, Running, clean_env, make_install
 
 AT = "2025-03-04T10:00"  # a Tuesday morning: working hours in every pack
 Sample = tuple[str, tuple[tuple[str, str], ...]]

@@ -322,3 +322,25 @@ def test_the_import_cli_still_reports_duplicates_through_the_segment_store(tmp_p
                            text=True, timeout=120) for _ in range(2)]
     assert runs[0].stdout.startswith("imported 1, duplicate 0") and runs[1].stdout.startswith("imported 0, duplicate 1")
     assert len(_all_entries(home / "archive" / "segments")) == 1
+
+
+def test_a_full_disk_stops_the_import_with_one_line_and_commits_nothing(store: Engine, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    box = tmp_path / "box"
+    box.mkdir()
+    raws = [_message(i, "Diskfull", utc(2025, 2, 1 + i, 12)) for i in range(5)]
+    for i, raw in enumerate(raws):
+        (box / f"{i}.eml").write_bytes(raw)
+
+    def full(*_: object) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as m:  # the kernel's answer on a full file system, injected
+        m.setattr(segments.os, "pwrite", full)
+        with pytest.raises(blobs.BlobError, match="No space left on device"):
+            archive.import_paths(store, [box], policy=POLICY, jobs=1)
+    assert archive.count(store, POLICY) == 0
+    report = archive.import_paths(store, [box], policy=POLICY, jobs=1)
+    assert report.imported == 5 and archive.verify(store, POLICY) == (5, [])

@@ -14,7 +14,10 @@ short, else a window of about one tweet around each word), and:
   that are more often casual than aimed at a class) as harassment when the hate
   probability of its window is at least ``weak_slur``; otherwise the harassment
   hit is kept with a low confidence (below the default harassment threshold) and
-  tagged ``classifier:vetoed``, and a ``profanity`` hit takes its place;
+  tagged ``classifier:vetoed``, and a ``profanity`` hit takes its place - except for
+  words that are slurs only in some uses (``slur:ambiguous``: "queer", "cracker"),
+  which keep 0.1 and no profanity hit when vetoed, and the hate probability as their
+  confidence when confirmed;
 * adds ``harassment`` where a protected-class group ("women", "mexicans") stands
   in a window whose hate probability is at least ``group`` and that holds a rude
   word the lexicons found (profanity, a slur, sexual or threatening words), even
@@ -50,6 +53,8 @@ NAME = "classifier-offensive"
 MODEL_FILE = "offensive.npz"
 WEAK_SLUR = 0.8
 VETOED_CONFIDENCE = 0.25
+#: a vetoed word that is a slur only in some uses ("slur:ambiguous"): below any pack's threshold
+AMBIGUOUS_VETOED = 0.1
 WINDOW = 160
 MAX_WINDOWS = 16
 _RUDE = frozenset({"profanity", "sexual", "threat", "harassment"})
@@ -203,12 +208,20 @@ class OffensiveClassifier:
                 continue
             p = window_of(norm.from_original(h.start))
             if p is None or p[1] >= t["weak_slur"]:
-                conf = h.confidence if p is None else max(h.confidence, round(p[1], 3))
+                if p is None:
+                    conf = h.confidence
+                elif "slur:ambiguous" in h.tags:  # as sure as the model is that the text is hateful
+                    conf = round(p[1], 3)
+                else:
+                    conf = max(h.confidence, round(p[1], 3))
                 out.append(_replace(h, conf, h.tags | {"classifier:confirmed"} if p else h.tags))
                 continue
-            out.append(_replace(h, min(h.confidence, VETOED_CONFIDENCE), h.tags | {"classifier:vetoed"}))
-            out.append(Hit("profanity", NAME, h.evidence, h.start, h.end, round(max(0.6, p[0]), 3),
-                           frozenset({"classifier:casual-slur"})))
+            if "slur:ambiguous" in h.tags:  # "crackers", "queer studies": not a slur, not even rude, when vetoed
+                out.append(_replace(h, min(h.confidence, AMBIGUOUS_VETOED), h.tags | {"classifier:vetoed"}))
+            else:
+                out.append(_replace(h, min(h.confidence, VETOED_CONFIDENCE), h.tags | {"classifier:vetoed"}))
+                out.append(Hit("profanity", NAME, h.evidence, h.start, h.end, round(max(0.6, p[0]), 3),
+                               frozenset({"classifier:casual-slur"})))
         live = [(h.start, h.end) for h in out if h.category == "harassment" and h.confidence > VETOED_CONFIDENCE]
         rude = [norm.from_original(h.start) for h in hits if h.category in _RUDE]
         for start, end, tags in groups:

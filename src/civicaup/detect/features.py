@@ -17,6 +17,8 @@ block gets its own scores, and an n-gram belongs to the block it starts in.
 A block's feature vector has ``count / sqrt(n_char)`` for its character n-grams and
 ``count / sqrt(n_word)`` for its words, so that a linear model's score is a sum of
 weights gathered from a table - no sparse matrices, no Python loop per n-gram.
+:class:`Batch` hashes many texts in one pass (run time and training both use it); a
+text's score does not depend on the other texts of its batch.
 """
 
 from __future__ import annotations

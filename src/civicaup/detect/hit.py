@@ -57,7 +57,12 @@ class Hit:
 
 
 class Detector(Protocol):
-    """What the registry holds: a named detector for some categories."""
+    """What the registry holds: a named detector for some categories.
+
+    A detector may also have ``needs``, a tuple of shared :class:`~.matcher.PhraseIndex` es one of which
+    must match the text for it to fire (the registry then calls it only for such texts), and
+    ``min_digits``, the ASCII digits a text must hold before it is worth calling (PII).
+    """
 
     name: str
     categories: frozenset[str]
@@ -100,6 +105,9 @@ def excerpt(text: str, start: int, end: int, width: int = EVIDENCE_MAX) -> str:
 
     Runs of five or more digits are masked but for their last four.
     """
+    if len(text) <= width and start < end and not text[start].isspace() and not text[end - 1].isspace():
+        if _scrub(text) is text:  # a short, clean text (a post, a subject): the excerpt is all of it
+            return text.strip()
     core = _scrub(text[start:end]).strip()
     if len(core) >= width:
         return core[: width - 3] + "..."

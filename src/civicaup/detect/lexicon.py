@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .hit import MAX_HITS_PER_DETECTOR, Hit, hit_from_norm
+from .hit import MAX_HITS_PER_DETECTOR, Hit, make_hit
 from .links import in_link
 from .matcher import Match, PhraseIndex
 from .normalise import Normalised
@@ -45,13 +45,18 @@ class LexiconDetector:
         return self.index.find(norm)
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
-        hits = [
-            hit_from_norm(self.category, self.name, norm, m.start, m.end, m.confidence, m.tags | self._extra)
-            for m in self.matches(norm)[: MAX_HITS_PER_DETECTOR * 2 if self.skip_links else MAX_HITS_PER_DETECTOR]
-        ]
-        if self.skip_links and hits and ("." in text or "@" in text):
-            hits = [h for h in hits if not in_link(text, h.start, h.end)]
-        return hits[:MAX_HITS_PER_DETECTOR]
+        links = self.skip_links and ("." in text or "@" in text)
+        extra = self._extra
+        hits: list[Hit] = []
+        for m in self.matches(norm):
+            start, end = norm.span(m.start, m.end)
+            if links and in_link(text, start, end):
+                continue
+            hits.append(make_hit(self.category, self.name, text, start, end, m.confidence,
+                                 m.tags | extra if extra else m.tags))
+            if len(hits) >= MAX_HITS_PER_DETECTOR:
+                break
+        return hits
 
 
 PROFANITY = LexiconDetector("lexicon-profanity", "profanity", "profanity", confidence=0.85, skip_links=True)

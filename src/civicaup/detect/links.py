@@ -43,14 +43,17 @@ _LINKISH = re.compile(
 
 
 _TOKEN_EDGE = re.compile(r"[\s<>\"']")
+_EDGES = (" ", "\n", "\t", "\r", "<", ">", '"', "'")
+_LINK_CHARS = frozenset("./-_?=&#:@%+~")
 
 
 def in_link(text: str, start: int, end: int) -> bool:
     """Whether ``text[start:end]`` lies inside a link, an e-mail address or a domain name: only the
     whitespace-delimited token around it is looked at, so the cost does not grow with the text."""
-    a = start
-    while a > 0 and not _TOKEN_EDGE.match(text, a - 1) and start - a < 300:
-        a -= 1
+    if (start == 0 or text[start - 1] not in _LINK_CHARS) and (end >= len(text) or text[end] not in _LINK_CHARS):
+        return False  # inside a link a word always touches one of these
+    lo = max(0, start - 300)
+    a = max(text.rfind(c, lo, start) for c in _EDGES) + 1 or lo
     m = _TOKEN_EDGE.search(text, end, end + 300)
     b = m.start() if m is not None else min(len(text), end + 300)
     if "." not in text[a:b] and "@" not in text[a:b]:

@@ -33,8 +33,6 @@ from .confusables import DROP, LOWER, UPPER
 
 _ASCII = str.maketrans({"-": " ", "\t": " ", "\n": " ", "\r": " ", "\v": " ", "\f": " ", "`": "'"})
 _ASCII_BYTES = bytes(ord(chr(b).lower().translate(_ASCII)) for b in range(128)) + bytes(range(128, 256))
-#: a token (a run of letters, leet characters and digits in the mask) with a letter next to a leet character
-_LEET_TOKEN = re.compile(rb"(?<![^ ])(?=[^ ]*?(?:a1|1a))[^ ]++")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 _SPACES = re.compile(r"  +")
 _LETTERS = re.compile(r"[a-z]*")
@@ -181,16 +179,22 @@ def _fold(text: str) -> tuple[str, list[int] | None]:
 
 
 def _leet_edits(s: str, mask: bytes, found: dict[int, Edit]) -> None:
-    """Tokens mixing letters with leet/mask characters (a letter next to one: "a1" or "1a" in the mask)."""
-    for m in _LEET_TOKEN.finditer(mask):
-        start, end = m.span()
-        if end - start > tokens.MAX_TOKEN or start in found:
-            continue
-        if s[start] == "$" and end < len(s) and s[end] in "([{=-":
-            continue  # a $variable in code
-        fixed = tokens.fix_token(s[start:end])
-        if fixed is not None and not ("*" in s[start:end] and _masked_name(s, start, end)):
-            found[start] = (start, end, fixed[0], fixed[1])
+    """Tokens mixing letters with leet/mask characters (a letter next to one: "a1" or "1a" in the mask);
+    the pairs are found with bytes.find, which runs at memory speed on long texts."""
+    for pair in (b"a1", b"1a"):
+        i = mask.find(pair)
+        while i != -1:
+            start = mask.rfind(b" ", 0, i) + 1
+            end = mask.find(b" ", i)
+            end = len(mask) if end == -1 else end
+            i = mask.find(pair, end)
+            if start in found or end - start > tokens.MAX_TOKEN:
+                continue
+            if s[start] == "$" and end < len(s) and s[end] in "([{=-":
+                continue  # a $variable in code
+            fixed = tokens.fix_token(s[start:end])
+            if fixed is not None and not ("*" in s[start:end] and _masked_name(s, start, end)):
+                found[start] = (start, end, fixed[0], fixed[1])
 
 
 def _masked_name(s: str, start: int, end: int) -> bool:

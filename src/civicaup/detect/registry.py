@@ -1,9 +1,12 @@
 """The detector registry and :func:`scan_text`, which runs them all.
 
-Two stages: every detector scans the text; then the offensive-language classifier
-refines the lexicons' offensive hits (:mod:`.classifier`). Last, the hits are
-selected per category: which detectors count and the confidence they need
-(:data:`DEFAULT_DETECTION`, which a pack's ``detection:`` map overrides).
+Two stages: the detectors scan the text - only those that can fire on it: one shared
+Aho-Corasick pass finds every detector's phrases, and a detector whose ``needs`` found
+nothing (or a PII detector without enough digits) is not called; then the offensive-language
+classifier refines the lexicons' offensive hits (:mod:`.classifier`), for many texts at
+once in :func:`scan_many`. Last, the hits are selected per category: which detectors count
+and the confidence they need (:data:`DEFAULT_DETECTION`, which a pack's ``detection:`` map
+overrides).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from .malware import EICAR_DETECTOR
 from .matcher import shared_pass
 from .normalise import Normalised, normalise_text
 from .phi import PHI
-from .pii import PII_BANK, PII_CARD, PII_CONTACT, PII_DOB, PII_LICENCE, PII_SSN
+from .pii import PII_BANK, PII_CARD, PII_DOB, PII_LICENCE, PII_SSN
+from .pii_contact import PII_CONTACT
 from .police import POLICE_REPORT
 from .solicitation import PERSONAL_SALE, SOLICITATION
 from .statements import OFFICIAL_STATEMENT

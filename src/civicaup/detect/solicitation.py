@@ -91,7 +91,7 @@ _ENGAGE_BEFORE = re.compile(
     r"|google|yelp|amazon|soundcloud|reddit))? $"
 )
 _ENGAGE_SIGNAL = re.compile(
-    r"\$ ?\d|\b\d+ ?(?:usd|dollars|bucks)\b|\bcheap(?:est)?\b|\bprices?\b|\bbuy\b|\bfor sale\b|\bdm\b|\bpm\b"
+    r"\$ ?\d|\b\d+ ?(?:usd|dollars|bucks)\b|\bcheap(?:est)?\b|\bprices?\b|\bbuy\b|\bfor sale\b|\bdm\b|\bpm (?:me|us|for)\b"
     r"|\binbox\b|\bmessage me\b|\bwhatsapp\b|\btelegram\b|\blink in (?:my )?bio\b|\bpaypal\b|\bcash ?app\b"
     r"|\bvenmo\b"
 )

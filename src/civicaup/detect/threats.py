@@ -25,7 +25,7 @@ _SUBJECT_WILL = (
     r"(?:i|we|i'm|im|we're|were|i am|we are)(?: (?:really|just|literally|seriously|actually|definitely|totally"
     r"|fucking|fuckin|gonna|going to|about to|so))*"
     r" (?:will|'ll|shall|am going to|are going to|going to|gonna|am gonna|are gonna|about to|am about to"
-    r"|want to|wanna|plan to|plan on|intend to|have to|need to|gotta|got to|should|could|would love to"
+    r"|want to|wanna|plan to|plan on|intend to|have to|need to|gotta|got to|should|would love to"
     r"|would like to|'d like to|'d love to|finna|bout to|'m going to|'re going to|'m gonna|'re gonna)"
 )
 _SPEAKER = (
@@ -35,7 +35,7 @@ _SPEAKER = (
 _INCITER = (
     r"(?:someone|somebody|anyone|anybody|people|y'all|yall|you all|we all|everyone|everybody|someone else"
     r"|one of you|one of us|the city|citizens|the people)"
-    r" (?:should|needs to|need to|ought to|oughta|has to|have to|gotta|better|must|could|is going to|is gonna"
+    r" (?:should|needs to|need to|ought to|oughta|has to|have to|gotta|better|must|is going to|is gonna"
     r"|really should|should really|should just|needs to just)"
     r"|let's|lets|let us|(?:i )?hope (?:someone|somebody|some one)(?: will| would)?"
     r"|(?:i )?(?:dare|urge|encourage) (?:you|someone|somebody|anyone|everyone) to"
@@ -151,6 +151,7 @@ _ARMED = re.compile(
     r"|pistol|handgun|weapon|weapons|bomb|bombs|explosives|ar 15|ar15|ak 47|ak47|glock|machete)"
     rf" (?:to|into|in to) (?:work\b|{_PLACE.pattern})"
 )
+_WISH_CUES = ("should", "deserve", "need", "ought", "has to", "have to", "going to", "gonna")
 _TRIGGERS = [
     "{gun,guns,rifle,rifles,shotgun,pistol,handgun,weapon,weapons,bombs,explosives,ar 15,ar15,ak 47,ak47,glock,machete}",
     "{kill,kills,murder,murders,shoot,shoots,stab,stabs,strangle,choke,hang,lynch,execute,behead,gun down,mow down}",
@@ -173,7 +174,6 @@ class ThreatPatternDetector:
         self.needs = (self.triggers,)
 
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
-        s = norm.text
         hits: list[Hit] = []
         seen: set[int] = set()
         for t in self.triggers.find(norm):
@@ -242,6 +242,9 @@ class ThreatPatternDetector:
     def _wish(self, norm: Normalised, at: int, end: int) -> tuple[int, int, float, set[str]] | None:
         """"<person> should be shot" ending with the trigger word at ``at``."""
         s = norm.text
+        before = s[max(0, at - 30) : at]
+        if not any(w in before for w in _WISH_CUES):
+            return None
         for m in _WISH.finditer(s, max(0, at - 100), min(len(s), end + 1)):
             if m.end() == end:
                 first = m.start() + (1 if m.start() > 0 and not s[m.start()].isalpha() else 0)

@@ -3,14 +3,14 @@
 civicaup runs as several processes (the milter, the relay, N Squid helpers started by Squid, ``serve``, CLI
 commands), so the counters use prometheus_client's multiprocess mode: each process writes its values to
 memory-mapped files in ``<data_dir>/metrics`` (put there in ``$PROMETHEUS_MULTIPROC_DIR`` for the library;
-make the folder a symlink to tmpfs if you like), and ``serve`` adds up every file when scraped. The directory is
-created on first use and the mode chosen before the first value exists. When it cannot be written the process counts in memory only (logged once), and only ``serve``'s
-own counts are visible.
+make the folder a symlink to tmpfs if you like), and ``serve`` adds up every file when scraped. The directory
+is created on first use and the mode chosen before the first value exists. When it cannot be written the
+process counts in memory only (logged once), and only ``serve``'s own counts are visible.
 
-A process that exits cleanly adds its counter and histogram files into ``counter_archive.db`` /
-``histogram_archive.db`` and removes them (under a lock that scrapes share), so restarts of the Squid helpers
-do not pile up files; files of a killed process stay and keep counting until the next process with the same
-pid folds them. Every function here swallows its own failures: counting never breaks a decision.
+A process that exits cleanly folds its files into the archive files (:mod:`civicaup.operations.metric_files`),
+so restarts of the Squid helpers do not pile up files. Decisions are batched in memory and written by a
+background thread every ``FLUSH_S`` seconds (a decision then costs a lock and two dict updates, not three
+locked file writes); exit and a scrape flush first. Every function here swallows its own failures: counting never breaks a decision.
 
 Metrics (labels in braces):
 
@@ -21,21 +21,19 @@ Metrics (labels in braces):
   ``civicaup_helper_errors_total{kind}``: see docs/operations.md for the kinds.
 * ``civicaup_archive_ingested_total{pack,result}``: result imported, duplicate or failed.
 * ``civicaup_quarantine_messages{pack}``, ``civicaup_quarantine_oldest_age_seconds{pack}``: read from the
-  store at scrape time (:class:`QuarantineCollector`, in ``serve``).
+  store at scrape time (:mod:`civicaup.operations.quarantine_gauges`, in ``serve``).
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
-import glob
 import logging
 import os
+import sys
 import threading
 import weakref
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime, timezone
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +43,6 @@ ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0, 10.0, 30.0)
 FLUSH_S = 1.0  # batched decision counts reach the metric files within this
-FOLDED = ("counter", "histogram")
-"""File types whose values add up across processes, so a finished process's file can be folded in."""
 
 
 class _Set:
@@ -87,7 +83,6 @@ _disabled = False
 _mode = ""  # "multiprocess" or "in-process"
 _dir: Path | None = None
 _warned: set[str] = set()
-_exit_hook: list[Any] = []  # atexit registered (once per process lineage: a forked child inherits it)
 
 
 def _warn_once(what: str, exc: BaseException | str) -> None:
@@ -128,8 +123,6 @@ def _start() -> None:
             if not getattr(values.ValueClass, "_multiprocess", False):
                 values.ValueClass = values.MultiProcessValue()
             _mode, _dir = "multiprocess", path
-            if not _exit_hook:
-                _exit_hook.append(atexit.register(_at_exit))
         else:
             values.ValueClass = values.MutexValue
             _mode, _dir = "in-process", None
@@ -183,9 +176,11 @@ class _Batch:
                     slot = self.latency[where] = [0.0] * (len(LATENCY_BUCKETS) + 2)
                 slot[0] += seconds
                 slot[1 + bisect_left(LATENCY_BUCKETS, seconds)] += 1
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="civicaup-metrics", daemon=True)
-                self.thread.start()
+            if self.thread is not None:
+                return
+            thread = self.thread = threading.Thread(target=self._run, name="civicaup-metrics", daemon=True)
+        thread.start()  # the first count of this process: the flushing thread, and a way out past os._exit
+        _exit_with_multiprocessing()
 
     def take(self) -> tuple[dict[tuple[str, str, str, str], int], dict[tuple[str, str], list[float]]]:
         with self.lock:
@@ -215,14 +210,17 @@ def _forget_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)
+atexit.register(lambda: _at_exit())  # a clean exit writes what is batched and folds this process's files
 
 
 def flush() -> None:
     """Write the batched decisions into the metric values (files, in multiprocess mode)."""
+    counts, latency = _batch.take()
+    if not counts and not latency:
+        return  # nothing counted: no need to set up (a command that decided nothing makes no files)
     s = _set or _metrics()
     if s is None:
         return
-    counts, latency = _batch.take()
     try:
         for key, n in counts.items():
             s.child(s.decisions, key).inc(n)
@@ -341,123 +339,47 @@ def helper_block(pack: str, block: Any, stats: Any) -> None:
         _warn_once("counting helper answers", exc)
 
 
-# ---------------------------------------------------------------- the files, and the scrape
+# ---------------------------------------------------------------- exit, and the scrape
 
-@contextlib.contextmanager
-def _files_lock(path: Path, how: int) -> Iterator[None]:
-    """The folding lock: exclusive while a finished process folds its files, shared while a scrape reads."""
-    try:  # read-only is enough for flock, so processes of other users (Squid's helpers) share one lock file
-        fd = os.open(path / ".lock", os.O_RDONLY | os.O_CREAT, 0o664)
-    except OSError:
-        yield  # cannot even create it: a read-only directory, where nobody folds either
-        return
-    try:
-        fcntl.flock(fd, how)
-        yield
-    finally:
-        os.close(fd)
+def _exit_with_multiprocessing() -> None:
+    """A multiprocessing child (the milter's decision processes) leaves through os._exit, past atexit: have
+    its exit function run ours too."""
+    mp = sys.modules.get("multiprocessing")
+    if mp is not None and mp.current_process().name != "MainProcess":
+        from multiprocessing.util import Finalize
+        Finalize(None, _at_exit, exitpriority=0)
 
 
-def fold(path: Path, pid: int) -> None:
-    """Add process *pid*'s counter and histogram files into the archive files, then remove them."""
-    from prometheus_client.mmap_dict import MmapedDict
-
-    with _files_lock(path, fcntl.LOCK_EX):
-        for typ in FOLDED:
-            own = path / f"{typ}_{pid}.db"
-            if not own.exists():
-                continue
-            archive = path / f"{typ}_archive.db"
-            totals: dict[str, float] = {}
-            for f in (archive, own):
-                if f.exists():
-                    for entry in MmapedDict.read_all_values_from_file(str(f)):
-                        totals[entry[0]] = totals.get(entry[0], 0.0) + entry[1]
-            tmp = path / f".{typ}_archive.tmp"
-            tmp.unlink(missing_ok=True)
-            out = MmapedDict(str(tmp))
-            try:
-                for key, value in totals.items():
-                    out.write_value(key, value, 0.0)
-            finally:
-                out.close()
-            os.replace(tmp, archive)
-            own.unlink()
+_exited: list[int] = []  # the pid that already ran _at_exit (a process may reach it by two ways)
 
 
 def _at_exit() -> None:
     """A clean exit: write what is batched, close this process's files, drop its live gauges, fold its counts
     into the archive."""
-    path = _dir
-    if _mode != "multiprocess" or path is None:
+    if os.getpid() in _exited:
         return
+    _exited.append(os.getpid())
     batch = _batch
     batch.stop.set()
     if batch.thread is not None and batch.thread is not threading.current_thread():
         batch.thread.join(5)
     flush()
+    path = _dir
+    if _mode != "multiprocess" or path is None:
+        return
     try:
         from prometheus_client import multiprocess, values
+
+        from civicaup.operations import metric_files
         closer = getattr(values, "close_all_multiprocess_files", None)
         if closer is not None:
             closer()
         elif hasattr(values.ValueClass, "close_all_files"):
             values.ValueClass.close_all_files()
         multiprocess.mark_process_dead(os.getpid(), str(path))
-        fold(path, os.getpid())
+        metric_files.fold(path, os.getpid())
     except Exception as exc:  # noqa: BLE001 - the files stay and are still counted
         _warn_once("folding this process's files", exc)
-
-
-class _Files:
-    """Every process's files, added up; read under the shared folding lock."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def collect(self) -> Iterable[Any]:
-        from prometheus_client.multiprocess import MultiProcessCollector
-        with _files_lock(self.path, fcntl.LOCK_SH):
-            files = glob.glob(os.path.join(self.path, "*.db"))
-            return list(MultiProcessCollector.merge(files, accumulate=True))
-
-
-class QuarantineCollector:
-    """``civicaup_quarantine_messages`` and ``civicaup_quarantine_oldest_age_seconds`` per pack, from the store
-    at scrape time: messages with status ``held`` (waiting for an approver)."""
-
-    def __init__(self, engine: Any, packs: Iterable[str] = ()) -> None:
-        self.engine = engine
-        self.packs = tuple(packs)
-
-    def collect(self) -> Iterable[Any]:
-        from prometheus_client.core import GaugeMetricFamily
-        from sqlalchemy import func, select
-
-        from civicaup.stores.tables import mail_quarantine as Q
-
-        count = GaugeMetricFamily("civicaup_quarantine_messages", "Messages held in quarantine for approval",
-                                  labels=["pack"])
-        oldest = GaugeMetricFamily("civicaup_quarantine_oldest_age_seconds",
-                                   "Age of the oldest message held in quarantine (0 when none)", labels=["pack"])
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(select(Q.c.policy, func.count(), func.min(Q.c.created_at))
-                                    .where(Q.c.status == "held").group_by(Q.c.policy)).all()
-        except Exception as exc:  # noqa: BLE001 - the other metrics are still served
-            _warn_once("reading the quarantine", exc)
-            return []
-        now = datetime.now(timezone.utc)
-        found = {r[0]: (int(r[1]), r[2]) for r in rows}
-        for pack in sorted(set(self.packs) | set(found)):
-            n, first = found.get(pack, (0, None))
-            count.add_metric([pack], n)
-            if isinstance(first, str):  # some drivers hand back text
-                first = datetime.fromisoformat(first)
-            if first is not None and first.tzinfo is None:
-                first = first.replace(tzinfo=timezone.utc)  # SQLite keeps UTC, naive
-            oldest.add_metric([pack], max(0.0, (now - first).total_seconds()) if first is not None else 0.0)
-        return [count, oldest]
 
 
 def exposition(*collectors: Any) -> tuple[bytes, str]:
@@ -468,7 +390,8 @@ def exposition(*collectors: Any) -> tuple[bytes, str]:
     s = _metrics()
     flush()  # this process's own batched decisions
     if _mode == "multiprocess" and _dir is not None:
-        registry.register(_Files(_dir))
+        from civicaup.operations.metric_files import Files
+        registry.register(Files(_dir))
     elif s is not None:
         for metric in s.all():
             registry.register(metric)

@@ -76,11 +76,13 @@ def record_from_row(r: Any) -> Record:
 
 def records_by_id(conn: Connection, ids: list[int], policy: str | None = None) -> list[Record]:
     """The records with these ids, in that order; give the *policy* when known (PostgreSQL then reads only
-    that city's partitions)."""
+    that city's partitions). SQLite is not given it: there `policy = ?` makes the planner walk the
+    (policy, sha256) index, every record of the city, instead of looking the ids up (350 ms at 1,000,000)."""
     out: dict[int, Record] = {}
+    by_policy = policy is not None and conn.dialect.name != "sqlite"
     for start in range(0, len(ids), 900):
         q = select(*RECORD_COLUMNS).where(M.c.id.in_(ids[start:start + 900]))
-        for r in conn.execute(q if policy is None else q.where(M.c.policy == policy)):
+        for r in conn.execute(q.where(M.c.policy == policy) if by_policy else q):
             out[r.id] = record_from_row(r)
     return [out[i] for i in ids if i in out]
 

@@ -27,9 +27,10 @@ from typing import Any, Iterable
 from sqlalchemy import Connection, Engine, func, select
 
 from civicaup.config import home
+from civicaup.durable import fsync_dir
 from civicaup.records import segments
 from civicaup.records.segments import BlobError, Location, Writer  # noqa: F401 - re-exported
-from civicaup.stores.records_tables import archive_originals as O
+from civicaup.stores.records_tables import archive_messages as M, archive_originals as O
 
 GZIP_MAGIC = b"\x1f\x8b"  # files of the earlier layout above 8 KiB
 PENDING = "pending-destroy.jsonl"
@@ -71,10 +72,13 @@ def _sql(conn: Connection, sql: str) -> str:
 def locate(conn: Connection, shas: Iterable[str]) -> dict[str, Location]:
     shas = list(dict.fromkeys(shas))
     out: dict[str, Location] = {}
-    for start in range(0, len(shas), 900):
-        for r in conn.execute(select(O.c.sha256, O.c.segment, O.c.byte_offset, O.c.byte_length)
-                              .where(O.c.sha256.in_(shas[start:start + 900]))):
-            out[r.sha256] = Location(r.segment, r.byte_offset, r.byte_length)
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    for start in range(0, len(shas), 900):  # plain SQL: this runs twice per ingest batch
+        chunk = shas[start:start + 900]
+        rows = conn.exec_driver_sql("SELECT sha256, segment, byte_offset, byte_length FROM archive_originals "
+                                    f"WHERE sha256 IN ({', '.join([mark] * len(chunk))})", tuple(chunk))
+        for sha, segment, offset, length in rows:
+            out[sha] = Location(segment, offset, length)
     return out
 
 
@@ -145,7 +149,7 @@ def exists(sha256: str, engine: Engine | None = None, base: Path | None = None) 
         return bool(stored(conn, [sha256], base))
 
 
-# ---------------------------------------------------------------- writing (single messages)
+# ---------------------------------------------------------------- locking
 
 class Maintenance:
     """The segment store's maintenance lock: shared while ingesting (check, append, commit), exclusive for
@@ -165,25 +169,6 @@ class Maintenance:
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)
         self.fd = -1
-
-
-def put(raw: bytes, engine: Engine | None = None, base: Path | None = None) -> str:
-    """Store one original durably (if not already held) and return its SHA-256."""
-    engine = _engine(engine)
-    sha = hashlib.sha256(raw).hexdigest()
-    with Maintenance(base, shared=True), writer(base) as w:
-        with engine.connect() as conn:
-            if stored(conn, [sha], base):
-                return sha
-        loc = w.put(sha, raw)
-        w.sync()
-        with engine.begin() as conn:
-            added = record(conn, {sha: loc})
-        if added != 1:
-            with engine.connect() as conn:
-                if locate(conn, [sha]).get(sha) != loc:
-                    w.discard([loc])
-    return sha
 
 
 # ---------------------------------------------------------------- disposition
@@ -246,8 +231,6 @@ def finish_pending(engine: Engine, base: Path | None = None) -> set[int]:
                         else None))
     with engine.connect() as conn:
         still = locate(conn, [sha for sha, _ in entries])
-        from civicaup.stores.records_tables import archive_messages as M
-
         referenced: set[str] = set()
         shas = [sha for sha, _ in entries]
         for start in range(0, len(shas), 900):
@@ -259,7 +242,7 @@ def finish_pending(engine: Engine, base: Path | None = None) -> set[int]:
         if sha not in referenced and sha not in still:
             _shred_file(file_path(sha, base or base_dir()))  # the earlier layout's file, if there is one
     os.unlink(path)
-    segments.fsync_dir(segments_dir(base))
+    fsync_dir(segments_dir(base))
     return {loc.segment for _, loc in doomed}
 
 
@@ -313,7 +296,7 @@ def compact_locked(engine: Engine, only: Iterable[int] | None = None, *, thresho
             dead = size - len(segments.FILE_MAGIC) - payload - n * segments.OVERHEAD
             if n == 0:
                 segments.segment_path(root, sid).unlink()
-                segments.fsync_dir(root)
+                fsync_dir(root)
                 report.deleted.append(sid)
                 report.reclaimed += size
             elif dead > 0 and dead >= threshold * size:
@@ -322,7 +305,7 @@ def compact_locked(engine: Engine, only: Iterable[int] | None = None, *, thresho
                     report.damaged.append((sid, problem))
                 else:
                     segments.segment_path(root, sid).unlink()
-                    segments.fsync_dir(root)
+                    fsync_dir(root)
                     report.rewritten.append(sid)
                     report.reclaimed += dead
         finally:

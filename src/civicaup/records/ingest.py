@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -133,6 +134,7 @@ def prepare(ex: Extracted, source: str, assigner: Assigner, keep_text: bool) -> 
 
 _WORKER: dict[str, Any] = {}  # set before the worker pool forks: the assigner, whether to keep text, the engine
 SQLITE_CACHE_KIB = 65536  # page cache of the importing connection: the indexes' working set at city scale
+SQLITE_CHECKPOINT_PAGES = 10000  # WAL pages between checkpoints while importing (SQLite's default is 1,000)
 
 
 JOURNAL_HEADER = b"X-Civicaup-Journal:"
@@ -327,13 +329,16 @@ def insert_batch(conn: Connection, policy: str, batch: list[Prepared], now: date
 
 
 def _insert(engine: Engine, policy: str, batch: list[Prepared], locs: dict[str, Location], report: ImportReport,
-            *, strict: bool, decisions: dict[str, dict[str, Any]] | None) -> list[Added]:
-    """One transaction: location rows of the originals appended for this batch, then the messages."""
+            *, strict: bool, decisions: dict[str, dict[str, Any]] | None) -> tuple[list[Added], bool]:
+    """One transaction: location rows of the originals appended for this batch, then the messages.
+    Returns what was added and whether every location row was added (False: some may not have been)."""
     try:
         with engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
+            if conn.dialect.name == "sqlite":  # settings of this connection: a bigger page cache, fewer checkpoints
                 conn.exec_driver_sql(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-            blobs.record(conn, {p.sha256: locs[p.sha256] for p in batch if p.sha256 in locs})
+                conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}")
+            mine = {p.sha256: locs[p.sha256] for p in batch if p.sha256 in locs}
+            complete = blobs.record(conn, mine) == len(mine)
             added = insert_batch(conn, policy, batch, decisions=decisions)
     except SQLAlchemyError as exc:
         if strict:
@@ -341,16 +346,16 @@ def _insert(engine: Engine, policy: str, batch: list[Prepared], locs: dict[str, 
         if len(batch) == 1:
             report.failed += 1
             report.failures.append((batch[0].source, f"database: {str(getattr(exc, 'orig', exc))[:200]}"))
-            return []
+            return [], False
         # one bad message (or a concurrent importer) must not lose the batch: go one by one
         return [a for p in batch for a in _insert(engine, policy, [p], locs, report, strict=False,
-                                                   decisions=decisions)]
+                                                   decisions=decisions)[0]], False
     for a in added:
         if a.duplicate:
             report.duplicate += 1
         else:
             report.imported += 1
-    return added
+    return added, complete
 
 
 def store_items(engine: Engine, policy: str, items: list[Item], writer: segments.Writer, report: ImportReport, *,
@@ -362,14 +367,18 @@ def store_items(engine: Engine, policy: str, items: list[Item], writer: segments
         with engine.connect() as conn:
             have = blobs.stored(conn, [it.prepared.sha256 for it in items])
         locs: dict[str, Location] = {}
-        for it in items:
-            sha = it.prepared.sha256
-            if sha not in have and sha not in locs:
-                locs[sha] = writer.append(sha, it.payload, it.prepared.size, it.flags)
-        writer.sync()
-        added = _insert(engine, policy, [it.prepared for it in items], locs, report, strict=strict,
-                        decisions=decisions)
-        if locs:
+        try:
+            for it in items:
+                sha = it.prepared.sha256
+                if sha not in have and sha not in locs:
+                    locs[sha] = writer.append(sha, it.payload, it.prepared.size, it.flags)
+            writer.sync()
+        except OSError as exc:  # a full disk, a read-only mount: nothing of this batch is committed
+            raise blobs.BlobError(f"cannot write the archive's originals under {writer.root}: "
+                                  f"{exc.strerror or exc}") from None
+        added, complete = _insert(engine, policy, [it.prepared for it in items], locs, report, strict=strict,
+                                  decisions=decisions)
+        if locs and not complete:
             with engine.connect() as conn:
                 kept = blobs.locate(conn, locs)
             writer.discard([loc for sha, loc in locs.items() if kept.get(sha) != loc])
@@ -409,8 +418,11 @@ def import_items(engine: Engine, items: Iterable[Ref], *, policy: str, jobs: int
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
     batch: list[Item] = []
     stored: list[tuple[Ref, str]] = []  # originals the archive holds already: duplicates, unless not ours
+    # batches are stored by one thread while this one collects the next (SQLite and the fsync release the
+    # GIL): at most one batch waits, so memory stays bounded and errors surface at the next flush
+    storing: list[Future[list[Added]]] = []
 
-    with blobs.writer() as writer:
+    with blobs.writer() as writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-store") as pool:
         def flush() -> None:
             nonlocal batch, stored
             if stored:
@@ -429,8 +441,10 @@ def import_items(engine: Engine, items: Iterable[Ref], *, policy: str, jobs: int
                         raw, _ = strip_journal(raw)
                         batch.append(Item(_parse(raw, sha, ref.source), *segments.encode(raw)))
                 stored = []
+            if storing:
+                storing.pop().result()
             if batch:
-                store_items(engine, policy, batch, writer, report)
+                storing.append(pool.submit(store_items, engine, policy, batch, writer, report))
                 batch = []
             metrics.archived(policy, report)  # what this batch added: civicaup_archive_ingested_total
             if progress:
@@ -447,6 +461,9 @@ def import_items(engine: Engine, items: Iterable[Ref], *, policy: str, jobs: int
             if len(batch) + len(stored) >= BATCH:
                 flush()
         flush()
+        if storing:
+            storing.pop().result()
+            metrics.archived(policy, report)
     report.seconds = time.perf_counter() - start
     return report
 

@@ -33,6 +33,7 @@ import zlib
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
+from civicaup.durable import fsync_dir
 from civicaup.errors import CivicaupError
 
 FILE_MAGIC = b"civicaup-seg-v1\n"  # 16 bytes
@@ -108,14 +109,6 @@ def segment_ids(root: Path) -> list[int]:
     except FileNotFoundError:
         return []
     return sorted(int(n[:-len(SUFFIX)]) for n in names if n.endswith(SUFFIX) and n[:-len(SUFFIX)].isdigit())
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _lock(fd: int, *, wait: bool) -> bool:
@@ -256,10 +249,14 @@ class Writer:
         for fd in {held[loc.segment] for loc in locations if loc.segment in held}:
             os.fsync(fd)
 
-    def close(self) -> None:
+    def close(self, *, write: bool = True) -> None:
+        """Sync what is buffered (unless `write` is False: after a failure, nothing buffered is wanted, since
+        no row can point at it) and unlock everything."""
         try:
-            self.sync()
+            if write:
+                self.sync()
         finally:
+            self._pending = []
             self.release()
             if self._cur is not None:
                 os.close(self._cur.fd)
@@ -268,8 +265,8 @@ class Writer:
     def __enter__(self) -> "Writer":
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(write=exc_type is None)
 
 
 # ---------------------------------------------------------------- reading

@@ -7,6 +7,12 @@ and is reached through `civicaup.records.search` only.
 An archived message's `id` is ordered by its date: (Unix seconds << 20) + a 20-bit tiebreak taken from
 its hash. "The newest 50 that match" is then a backwards walk of the full-text index, never a sort of every
 match, and a date range is a range of ids.
+
+On PostgreSQL (migration 0007, civicaup.stores.partitions) archive_messages and the full-text index are
+partitioned by policy, then by month of the id; a partitioned table's keys must hold its partition columns,
+so there the key is (id, policy), (policy, sha256) is an index whose uniqueness the importer keeps (one
+importer of a city at a time), and archive_addresses / archive_attachments have no foreign key to it (their
+rows are deleted with the message, in one transaction). SQLite keeps the keys declared below.
 """
 from __future__ import annotations
 

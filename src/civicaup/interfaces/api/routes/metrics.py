@@ -44,9 +44,10 @@ def metrics(request: Request,
     """Prometheus text format (version 0.0.4)."""
     from civicaup import settings
     from civicaup.operations import metrics as m
+    from civicaup.operations.quarantine_gauges import QuarantineCollector
 
     _allowed(request, creds)
     served = request.app.state.policies
     packs = sorted(served) if served is not None else list(settings.load().packs)
-    body, content_type = m.exposition(m.QuarantineCollector(request.app.state.engine, packs))
+    body, content_type = m.exposition(QuarantineCollector(request.app.state.engine, packs))
     return Response(body, media_type=content_type)
