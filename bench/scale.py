@@ -18,18 +18,18 @@ runs a sample of one working day per city and prints:
                         `archive import`'s code path, WORKERS importers at once
   search p50/p95        clerk searches (words, phrases, sender, recipient, date range, attachment) on random
                         cities
-  API p50/p95           `civicaup serve` for all the cities, REST calls with each city's IT person's token on
-                        random cities from four clients; then again with a pack cache that holds every city (a
-                        what-if, labelled: the shipped registry keeps 32 compiled packs a process)
-  peak memory           of a decision worker, of the API process, and the database size and partition count
+  API p50/p95           `civicaup serve` for all the cities (it compiles and pins every city's pack as it
+                        starts), REST calls with each city's IT person's token on random cities from four clients
+  peak memory           of a decision worker, of the API process, and the database size, bytes a row of each
+                        partitioned table and the partition count
 
 Traffic comes from the real data in ../shared/data: URLs from the UT1 lists (listed sites to block and to log,
 the allow list, press and bank sites for the ordinary rest), mail from the SpamAssassin corpus's bodies and
 MIME structures (extracted into the work directory, never beside the data). PostgreSQL is Debian's, started
-on a free loopback port for the run with a league's settings (PG_SETTINGS) and stopped by its PID. Volumes are a sample of a day (--web URL and
---mail messages per city); the summary scales the measured rates to a full day (DAY_URLS and DAY_MAILS per
-person) to say how many cores a league needs. --budget bounds the run: a city count that would start after
-it is skipped. Not run in CI.
+on a free loopback port for the run with a league's settings (PG_SETTINGS) and stopped by its PID. Volumes
+are a sample of a day (--web URL and --mail messages per city); the summary scales the measured rates to a
+full day (DAY_URLS and DAY_MAILS per person) to say how many cores a league needs. --budget bounds the run:
+a city count that would start after it is skipped. Not run in CI.
 
 UT1 lists: CC BY-SA 4.0 (Université Toulouse 1 Capitole). SpamAssassin public corpus: PDDL 1.0 / CC0.
 """
@@ -437,22 +437,28 @@ def run_searches(engine: Any, cities: list[int], staff: int, count: int, seed: i
         times[name].append((time.perf_counter() - t) * 1000)
         found[name] += len(res.records)
         assert all(r.policy == cid for r in res.records), "a search returned another city's record"
+    # where a search's time goes: PostgreSQL's planning (grows with the partitions it must consider) and
+    # execution, for the common-word search on random cities (median of 20)
+    from sqlalchemy import text
+
+    from civicaup.records.search import plan
+
+    plans, execs = [], []
+    for _ in range(20):
+        n = rng.choice(cities)
+        cid = city_id(n)
+        with engine.connect() as conn:
+            _, select_ids, params, _ = plan(conn, Filters(text="please"), cid, get_pack(cid).tz)
+            [doc] = conn.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {select_ids} LIMIT 51"), params).scalar_one()
+        plans.append(doc["Planning Time"])
+        execs.append(doc["Execution Time"])
     every = [x for v in times.values() for x in v]
     return {"p50": pct(every, 50), "p95": pct(every, 95), "max": max(every),
-            "by_kind": {k: (pct(v, 50), pct(v, 95)) for k, v in times.items() if v}, "found": dict(found)}
+            "by_kind": {k: (pct(v, 50), pct(v, 95)) for k, v in times.items() if v}, "found": dict(found),
+            "plan_ms": statistics.median(plans), "exec_ms": statistics.median(execs)}
 
 
-SERVE_WITH_EVERY_PACK = (  # what-if: `civicaup serve` with a pack cache that holds every city (shipped: 32)
-    "import functools, sys\n"
-    "from civicaup.policy import registry\n"
-    "registry._compiled = functools.lru_cache(maxsize=None)(registry._compiled.__wrapped__)\n"
-    "from civicaup.interfaces.cli.app import main\n"
-    "sys.argv[0] = 'civicaup'\n"
-    "main()\n")
-
-
-def run_api(url: str, home: Path, work: Path, cities: list[int], count: int, seed: int, *,
-            every_pack: bool = False) -> dict[str, Any]:
+def run_api(url: str, home: Path, work: Path, cities: list[int], count: int, seed: int) -> dict[str, Any]:
     """`civicaup serve` for every city; REST calls on random cities from four clients."""
     from civicaup.governance import tokens
     from civicaup.stores.db import open_store
@@ -469,8 +475,7 @@ def run_api(url: str, home: Path, work: Path, cities: list[int], count: int, see
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    program = [sys.executable, "-c", SERVE_WITH_EVERY_PACK] if every_pack else [CIVICAUP]
-    argv = [*program, "serve", "--listen", f"127.0.0.1:{port}", "--log-level", "warning"]
+    argv = [CIVICAUP, "serve", "--listen", f"127.0.0.1:{port}", "--log-level", "warning"]
     for n in cities:
         argv += ["--policy", city_id(n)]
     log = open(work / "serve.log", "wb")
@@ -546,7 +551,11 @@ def db_facts(engine: Any) -> dict[str, Any]:
                                  "WHERE n.nspname = 'public'")).scalar_one()
         rows = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
                 for t in ("audit", "web_usage", "archive_messages")}
-    return {"db_mb": size / 2**20, "partitions": parts, "relations": rels, "rows": rows}
+        sizes = {t: conn.execute(text("SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM "
+                                      "pg_partition_tree(CAST(:t AS regclass)) WHERE isleaf"), {"t": t}).scalar_one()
+                 for t in ("audit", "web_usage", "archive_messages", "archive_fts")}
+    per_row = {t: sizes[t] / max(rows["archive_messages" if t == "archive_fts" else t], 1) for t in sizes}
+    return {"db_mb": size / 2**20, "partitions": parts, "relations": rels, "rows": rows, "bytes_per_row": per_row}
 
 
 def pool_map(fn: Any, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -610,11 +619,10 @@ def stage(n_cities: int, st: dict[str, Any], args: argparse.Namespace) -> dict[s
 
     searches = run_searches(engine, cities, args.staff, args.searches, seed=n_cities)
     api = run_api(url, home, work, cities, args.api, seed=n_cities)
-    api_all = run_api(url, home, work, cities, args.api, seed=n_cities, every_pack=True)
     facts = db_facts(engine)
     return {"cities": n_cities, "setup_s": setup_s, "dec_wall": dec_wall, "dec_server_cpu": dec_server, **agg,
             "actions": dict(actions), "dec_rss": dec_rss, "ing": ing, "ing_wall": ing_wall, "ing_cpu": ing_cpu,
-            "ing_server_cpu": ing_server, "search": searches, "api": api, "api_all": api_all, **facts}
+            "ing_server_cpu": ing_server, "search": searches, "api": api, **facts}
 
 
 def show(r: dict[str, Any], staff: int) -> None:
@@ -638,7 +646,8 @@ def show(r: dict[str, Any], staff: int) -> None:
               f"per CPU-second of the importers, {ing['imported'] / max(r['ing_cpu'] + r['ing_server_cpu'], 1e-9):,.0f}"
               f" counting the database server's CPU")
     s = r["search"]
-    print(f"   clerk searches: p50 {s['p50']:.1f} ms, p95 {s['p95']:.1f} ms, max {s['max']:.1f} ms")
+    print(f"   clerk searches: p50 {s['p50']:.1f} ms, p95 {s['p95']:.1f} ms, max {s['max']:.1f} ms; a common word: "
+          f"planning {s['plan_ms']:.1f} ms, execution {s['exec_ms']:.1f} ms (medians)")
     for k, (p50, p95) in s["by_kind"].items():
         print(f"     {k:16} p50 {p50:7.1f}  p95 {p95:7.1f}  ({s['found'].get(k, 0)} results)")
     a = r["api"]
@@ -647,22 +656,22 @@ def show(r: dict[str, Any], staff: int) -> None:
           f"errors {a['errors'] or 'none'}")
     for k, (p50, p95) in a["by_path"].items():
         print(f"     {k:22} p50 {p50:7.1f}  p95 {p95:7.1f}")
-    b = r["api_all"]
-    print(f"   API if the pack cache held every city (shipped: 32 packs a process): p50 {b['p50']:.1f} ms, "
-          f"p95 {b['p95']:.1f} ms, max {b['max']:.1f} ms; peak memory {b['rss_mb']:,.0f} MB")
     print(f"   database: {r['db_mb']:,.0f} MB, {r['partitions']:,} partitions ({r['relations']:,} relations); rows "
           + ", ".join(f"{k} {v:,}" for k, v in r["rows"].items()))
+    print("   bytes a row, with its indexes: " + ", ".join(f"{k} {v:,.0f}" for k, v in r["bytes_per_row"].items())
+          + " (archive_fts: per message)")
 
 
 def summary(results: list[dict[str, Any]], staff: int) -> None:
     first = results[0]
     print("\n== how the figures grow")
     print(f"   {'cities':>6} {'URL/s/core':>11} {'mail/s/core':>12} {'ingest/s':>9} {'search p95':>11} "
-          f"{'API p95':>9} {'(all packs)':>11} {'worker MB':>10} {'API MB':>7} {'DB MB':>8} {'partitions':>10}")
+          f"{'API p95':>9} {'plan/exec':>11} {'worker MB':>10} {'API MB':>7} {'DB MB':>8} {'partitions':>10}")
     for r in results:
         ing = r["ing"]["imported"] / r["ing_wall"] if r["ing_wall"] else 0.0
         print(f"   {r['cities']:>6} {r['web'] / r['web_cpu']:>11,.0f} {r['mail'] / r['mail_cpu']:>12,.0f} "
-              f"{ing:>9,.0f} {r['search']['p95']:>9.1f}ms {r['api']['p95']:>7.1f}ms {r['api_all']['p95']:>9.1f}ms "
+              f"{ing:>9,.0f} {r['search']['p95']:>9.1f}ms {r['api']['p95']:>7.1f}ms "
+              f"{r['search']['plan_ms']:>5.1f}/{r['search']['exec_ms']:<5.1f} "
               f"{r['dec_rss']:>10,.0f} {r['api']['rss_mb']:>7,.0f} {r['db_mb']:>8,.0f} {r['partitions']:>10,}")
     last = results[-1]
     if last is not first:
