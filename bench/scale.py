@@ -724,6 +724,16 @@ def main() -> None:
     print(f"cities {counts}, {args.staff} staff each; per city: {args.web} URLs, {args.mail} messages, "
           f"{args.archive} archived messages; {args.workers} workers")
     started = time.perf_counter()
+    try:
+        run(counts, args, work, home, started)
+    finally:
+        print(f"\ntotal {time.perf_counter() - started:.0f} s")
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(counts: list[int], args: argparse.Namespace, work: Path, home: Path, started: float) -> None:
+    """The traffic, the server, then each city count."""
     import pickle
 
     from civicaup.channels.web.categories import CategoryIndex
@@ -736,7 +746,11 @@ def main() -> None:
     print(f"mail shapes: {len(shapes):,} corpus messages")
 
     base = Path(tempfile.mkdtemp(prefix="civicaup-scale-pg-"))  # its own folder: the server runs as postgres
-    url, pg = start_postgres(base)
+    try:
+        url, pg = start_postgres(base)
+    except BaseException:
+        shutil.rmtree(base, ignore_errors=True)
+        raise
     SERVER_PID[0] = pg.pid
     os.environ["CIVICAUP_DB_URL"] = url
     results = []
@@ -764,9 +778,6 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             pg.kill()
         shutil.rmtree(base, ignore_errors=True)
-        print(f"\ntotal {time.perf_counter() - started:.0f} s")
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

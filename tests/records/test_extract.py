@@ -36,7 +36,7 @@ def test_the_fast_path_agrees_with_the_full_parser_on_the_corpus(corpus: Path,
         assert fast == full, path
         taken += took
         total += 1
-    assert total > 6000 and taken > total * 0.6  # most real mail is one text part
+    assert total > 6000 and taken > total * 0.85  # most real mail is one text part (92% of this corpus)
 
 
 CASES = {

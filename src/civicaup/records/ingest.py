@@ -376,8 +376,12 @@ def store_items(engine: Engine, policy: str, items: list[Item], writer: segments
         except OSError as exc:  # a full disk, a read-only mount: nothing of this batch is committed
             raise blobs.BlobError(f"cannot write the archive's originals under {writer.root}: "
                                   f"{exc.strerror or exc}") from None
-        added, complete = _insert(engine, policy, [it.prepared for it in items], locs, report, strict=strict,
-                                  decisions=decisions)
+        try:
+            added, complete = _insert(engine, policy, [it.prepared for it in items], locs, report, strict=strict,
+                                      decisions=decisions)
+        except BaseException:
+            writer.discard(list(locs.values()))  # strict, and the commit failed: no row points at them
+            raise
         if locs and not complete:
             with engine.connect() as conn:
                 kept = blobs.locate(conn, locs)
