@@ -7,9 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from civicaup.governance import tokens
 from civicaup.interfaces.api.app import create_app
-from civicaup.interfaces.console.routes import csrf_for
+from tests.console.helpers import signed_in
 from tests.governance.helpers import KIRKWOOD_BROADCAST, Sink, hold_mail
 
 PAT, DANA, KIM, MORGAN, LEE = ("pat.jones@kirkwoodmo.org", "dana.reed@kirkwoodmo.org", "kim.nguyen@kirkwoodmo.org",
@@ -19,15 +18,6 @@ PAT, DANA, KIM, MORGAN, LEE = ("pat.jones@kirkwoodmo.org", "dana.reed@kirkwoodmo
 @pytest.fixture
 def app(store: Engine):  # type: ignore[no-untyped-def]
     return create_app(engine=store)
-
-
-def signed_in(app, store: Engine, email: str, policy: str = "kirkwood-mo") -> TestClient:  # type: ignore[no-untyped-def]
-    c = TestClient(app, raise_server_exceptions=False)
-    token = tokens.create(store, policy, email).token
-    r = c.post("/console/login", data={"token": token}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/console/"
-    c.csrf = csrf_for(token)  # type: ignore[attr-defined]
-    return c
 
 
 def test_login_page_and_bad_token(app) -> None:  # type: ignore[no-untyped-def]

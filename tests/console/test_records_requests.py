@@ -4,26 +4,20 @@ the legal holds that keep them; an employee is refused. Checked by template cont
 in headless Chromium (Debian's package, driven by Playwright) as the clerk and as an employee."""
 from __future__ import annotations
 
-import os
-import threading
-import time
 from datetime import date, datetime
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from civicaup.governance import tokens
 from civicaup.interfaces.api.app import create_app
-from civicaup.interfaces.console.routes import csrf_for
 from civicaup.policy.registry import get_pack
 from civicaup.records import archive
 from civicaup.records.holds import add_hold
 from civicaup.records.requests import add_request, tag
 from civicaup.records.search import Filters
 from civicaup.stores import audit
-from tests.governance.helpers import free_port
+from tests.console.helpers import browser_needed, sign_in, signed_in
 from tests.records.mails import mail, utc
 
 POLICY = "kirkwood-mo"
@@ -37,15 +31,6 @@ FORM = {"requester": "A. Reporter", "contact": "reporter@example.com", "descript
 @pytest.fixture
 def app(store: Engine):  # type: ignore[no-untyped-def]
     return create_app(engine=store)
-
-
-def signed_in(app: Any, store: Engine, email: str) -> TestClient:
-    c = TestClient(app, raise_server_exceptions=False)
-    token = tokens.create(store, POLICY, email).token
-    r = c.post("/console/login", data={"token": token}, follow_redirects=False)
-    assert r.status_code == 303
-    c.csrf = csrf_for(token)  # type: ignore[attr-defined]
-    return c
 
 
 def test_clerk_logs_a_request_and_sees_its_due_date_and_statute(app: Any, store: Engine) -> None:
@@ -137,49 +122,6 @@ def test_an_unknown_request_is_not_found(app: Any, store: Engine) -> None:
 
 
 # ---------------------------------------------------------------- in a real browser
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-browser_needed = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
-                                    reason=f"{CHROMIUM} is absent (apt-get install chromium)")
-
-
-@pytest.fixture
-def server(store: Engine) -> Iterator[str]:
-    import uvicorn
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(engine=store), host="127.0.0.1", port=port, log_level="warning",
-                                        lifespan="off"))
-    t = threading.Thread(target=srv.run, daemon=True)
-    t.start()
-    deadline = time.monotonic() + 20
-    while not srv.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert srv.started, "the console did not start"
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    t.join(10)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        yield b
-        b.close()
-
-
-def sign_in(browser: Any, base: str, store: Engine, email: str) -> Any:
-    page = browser.new_page()
-    page.set_default_timeout(15_000)
-    page.goto(f"{base}/console/login")
-    page.get_by_label("Token").fill(tokens.create(store, POLICY, email).token)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{base}/console/")
-    return page
-
 
 @browser_needed
 def test_browser_clerk_adds_a_request_and_sees_its_due_date_and_statute(store: Engine, server: str,

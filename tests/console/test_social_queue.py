@@ -4,17 +4,15 @@ public record and the audit log; only the people moderation.py lets moderate get
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 from markupsafe import escape
 from sqlalchemy import Engine
 
-from civicaup.governance import tokens
 from civicaup.interfaces.api.app import create_app
-from civicaup.interfaces.console.routes import csrf_for
 from civicaup.policy.registry import get_pack
 from civicaup.social.accounts import save_account
 from civicaup.social.intake import Intake
 from civicaup.stores import audit
+from tests.console.helpers import signed_in
 
 P = "west-des-moines-ia"
 PARKS, POLICE = "facebook:wdmparks", "x:wdmpolice"
@@ -40,16 +38,8 @@ def app(store: Engine):  # type: ignore[no-untyped-def]
     return create_app(engine=store)
 
 
-def signed_in(app, store: Engine, email: str) -> TestClient:  # type: ignore[no-untyped-def]
-    c = TestClient(app, raise_server_exceptions=False)
-    token = tokens.create(store, P, email).token
-    assert c.post("/console/login", data={"token": token}, follow_redirects=False).status_code == 303
-    c.csrf = csrf_for(token)  # type: ignore[attr-defined]
-    return c
-
-
 def test_queue_shows_each_item_with_its_clause_and_one_key_buttons(app, store: Engine) -> None:  # type: ignore[no-untyped-def]
-    r = signed_in(app, store, RILEY).get("/console/social")  # communications: every account
+    r = signed_in(app, store, RILEY, P).get("/console/social")  # communications: every account
     assert r.status_code == 200 and r.template.name == "social.html"
     assert [(i["id"], i["account"], i["author"]) for i in r.context["items"]] == [
         ("c1", PARKS, "facebook:100001"), ("x1", POLICE, "facebook:100001")]
@@ -65,18 +55,18 @@ def test_queue_shows_each_item_with_its_clause_and_one_key_buttons(app, store: E
 
 def test_a_moderator_sees_only_their_accounts_items(app, store: Engine) -> None:  # type: ignore[no-untyped-def]
     for who, ids in ((JAMIE, ["c1"]), (MORGAN, ["c1"]), (DREW, ["x1"])):  # moderator, director, police moderator
-        r = signed_in(app, store, who).get("/console/social")
+        r = signed_in(app, store, who, P).get("/console/social")
         assert [i["id"] for i in r.context["items"]] == ids, who
 
 
 def test_removing_from_the_queue_lands_in_the_public_record_and_the_audit_log(app, store: Engine) -> None:  # type: ignore[no-untyped-def]
-    c = signed_in(app, store, JAMIE)
+    c = signed_in(app, store, JAMIE, P)
     r = c.post("/console/social/c1/remove", data={"csrf": "forged"})
     assert r.status_code == 403 and r.template.name == "error.html"
     r = c.post("/console/social/c1/remove", data={"csrf": c.csrf})  # type: ignore[attr-defined]
     assert r.template.name == "social.html" and "c1" in r.context["msg"] and "taken down" in r.context["msg"]
     assert r.context["items"] == []
-    r = signed_in(app, store, TAYLOR).get("/console/social/removals")  # the record is public
+    r = signed_in(app, store, TAYLOR, P).get("/console/social/removals")  # the record is public
     assert r.status_code == 200 and r.template.name == "removals.html"
     [rec] = r.context["removals"]
     assert (rec["id"], rec["removed_by"], rec["text"]) == ("c1", JAMIE, SCRIPT)
@@ -87,7 +77,7 @@ def test_removing_from_the_queue_lands_in_the_public_record_and_the_audit_log(ap
 
 
 def test_keep_and_warn_from_the_queue(app, store: Engine) -> None:  # type: ignore[no-untyped-def]
-    c = signed_in(app, store, RILEY)
+    c = signed_in(app, store, RILEY, P)
     r = c.post("/console/social/c1/warn", data={"csrf": c.csrf})  # type: ignore[attr-defined]
     assert "warned" in r.context["msg"] and [i["id"] for i in r.context["items"]] == ["x1"]
     r = c.post("/console/social/x1/keep", data={"csrf": c.csrf})  # type: ignore[attr-defined]
@@ -97,16 +87,16 @@ def test_keep_and_warn_from_the_queue(app, store: Engine) -> None:  # type: igno
 
 
 def test_an_employee_without_the_role_gets_403(app, store: Engine) -> None:  # type: ignore[no-untyped-def]
-    c = signed_in(app, store, TAYLOR)
+    c = signed_in(app, store, TAYLOR, P)
     r = c.get("/console/social")
     assert r.status_code == 403 and r.template.name == "error.html" and "may not moderate" in r.context["error"]
     r = c.post("/console/social/c1/remove", data={"csrf": c.csrf})  # type: ignore[attr-defined]
     assert r.status_code == 403 and r.template.name == "error.html"
-    assert signed_in(app, store, RILEY).get("/console/social").context["items"][0]["id"] == "c1"  # untouched
+    assert signed_in(app, store, RILEY, P).get("/console/social").context["items"][0]["id"] == "c1"  # untouched
 
 
 def test_a_moderator_of_another_account_is_refused_by_moderate(app, store: Engine) -> None:  # type: ignore[no-untyped-def]
-    c = signed_in(app, store, DREW)
+    c = signed_in(app, store, DREW, P)
     r = c.post("/console/social/c1/remove", data={"csrf": c.csrf})  # type: ignore[attr-defined]
     assert r.status_code == 400 and r.template.name == "error.html" and "may not moderate" in r.context["error"]
     assert c.get("/console/social/removals").context["removals"] == []

@@ -49,7 +49,7 @@ def test_software_request_needs_every_held_finding_and_records_who_when_which_cl
     assert votes == [("lee.chan@kirkwoodmo.org", "it", "software-no-downloads", "b", "approve"),
                      ("sam.ortiz@kirkwoodmo.org", "city-administrator", "software-streaming-audio", "b", "approve")]
     assert all(v.at is not None for v in done.request.votes)
-    assert [e["action"] for e in approvals.history(store, rid)] == [
+    assert [e["action"] for e in approvals.history(store, approvals.get(store, rid))] == [
         "approval-request", "approval-approve", "approval-approve", "approval-grant"]
     assert approvals.granted(store, "kirkwood-mo", "software", "spotify", "pat.jones@kirkwoodmo.org") is not None
     assert audit.verify(store)[1] is None
@@ -109,7 +109,7 @@ def test_pending_requests_expire_and_overdue_ones_are_listed_with_who_can_act(st
     assert approvals.get(store, rid).status == "expired"
     with pytest.raises(ConflictError, match="expired"):
         approvals.approve(store, pack, rid, "linda.carver@kycity.gov")
-    assert "approval-expire" in [e["action"] for e in approvals.history(store, rid)]
+    assert "approval-expire" in [e["action"] for e in approvals.history(store, approvals.get(store, rid))]
 
 
 def test_exemption_is_time_bounded_needs_department_head_and_administrator_and_downgrades_in_the_engine(
@@ -163,7 +163,7 @@ def test_access_request_needs_the_city_administrator_and_every_use_is_audited(st
     approvals.use_access(store, pack, rid, "renee.bauman@stegenevieve.org", what="inbox, March")
     with pytest.raises(ForbiddenError):
         approvals.use_access(store, pack, rid, "joan.vogt@stegenevieve.org")
-    uses = [e for e in approvals.history(store, rid) if e["action"] == "access-use"]
+    uses = [e for e in approvals.history(store, approvals.get(store, rid)) if e["action"] == "access-use"]
     assert uses and uses[0]["detail"]["of"] == "carl.okafor@stegenevieve.org"
 
 

@@ -249,9 +249,9 @@ def held_mail_for(engine: Engine, pack: CompiledPack, approver: Person) -> list[
     return out
 
 
-def history(engine: Engine, rid: int) -> list[dict[str, Any]]:
-    """The audit entries of a request, oldest first."""
-    return [e.to_json() for e in audit.entries(engine) if e.subject == f"approval {rid}"]
+def history(engine: Engine, req: Request) -> list[dict[str, Any]]:
+    """The audit entries of a request, oldest first (read from its city's chain only)."""
+    return [e.to_json() for e in audit.about(engine, f"approval {req.id}", req.policy)]
 
 
 # ---------------------------------------------------------------- deciding

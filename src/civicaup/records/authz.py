@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from civicaup.errors import CivicaupError
+from civicaup.governance.errors import ForbiddenError
 from civicaup.stores.directory import Person, find_person
 
 CUSTODIANS = ("clerk", "city-administrator")  # release holds, classify, answer requests, dispose
 
 
-class NotPermittedError(CivicaupError):
-    """The acting person lacks the role the action needs."""
+class NotPermittedError(ForbiddenError):
+    """The acting person lacks the role the action needs (403 on the API, exit 2 on the CLI)."""
 
 
 def require(engine: Engine, policy: str, email: str, roles: tuple[str, ...] = CUSTODIANS, *, action: str) -> Person:

@@ -217,6 +217,15 @@ def entries(engine: Engine, chain: str | None = None) -> Iterator[Entry]:
             yield _entry(row)
 
 
+def about(engine: Engine, subject: str, policy: str) -> list[Entry]:
+    """The entries of one subject in one city, oldest first: its chain, plus the shared chain "" that held every
+    entry before migration 0007. Filtered in SQL, so PostgreSQL reads only those chains' partitions."""
+    q = (select(audit).where(audit.c.chain.in_([chain_of(policy), ""]), audit.c.subject == subject)
+         .order_by(audit.c.at, audit.c.id))
+    with engine.connect() as conn:
+        return [_entry(row) for row in conn.execute(q)]
+
+
 def chains(engine: Engine) -> list[str]:
     """Every chain the store or this machine's checkpoints know of."""
     found = set(_checkpointed_chains())

@@ -167,7 +167,7 @@ def show(ref: str = typer.Argument(..., metavar="ID"), as_email: str = AS, as_js
     if not approvals.may_see(req, who):
         from civicaup.governance.errors import ForbiddenError
         raise ForbiddenError(f"{who.email} may not see request {req.id}")
-    hist = approvals.history(engine, req.id)
+    hist = approvals.history(engine, req)
     if as_json:
         emit_json({**req.to_json(), "history": hist})
         return

@@ -142,7 +142,7 @@ def request_page(request: Request, rid: Id) -> HTMLResponse:
     if not approvals.may_see(req, ctx.me):
         raise ForbiddenError(f"{ctx.me.email} may not see request {rid}")
     return page(request, ctx, "request.html", {"req": req.to_json(), "can_decide": bool(
-        req.status == "pending" and approvals.may_decide(req, ctx.me)), "history": approvals.history(ctx.engine, rid)})
+        req.status == "pending" and approvals.may_decide(req, ctx.me)), "history": approvals.history(ctx.engine, req)})
 
 
 @router.post("/approvals/{rid}/{verdict}")

@@ -85,7 +85,7 @@ def _visible(ctx: Ctx, rid: Id) -> approvals.Request:
 def get_request(rid: Id, ctx: Ctx) -> dict[str, Any]:
     """One request with its votes and history."""
     req = _visible(ctx, rid)
-    return {**req.to_json(), "history": approvals.history(ctx.engine, rid)}
+    return {**req.to_json(), "history": approvals.history(ctx.engine, req)}
 
 
 @router.post("/{rid}/approve")
