@@ -74,6 +74,9 @@ LAST = ["jones", "reed", "chan", "ortiz", "nguyen", "brown", "smith", "lee", "ga
 sys.path.insert(0, str(ROOT / "bench"))
 from archive import corpus_shapes  # noqa: E402 - the archive benchmark's corpus reader
 
+sys.path.insert(0, str(ROOT))
+from tests.pg_instance import PgInstance, PostgresUnavailable  # noqa: E402
+
 # A league's server settings (docs/scaling.md): a statement that cannot prune by city locks every partition it
 # reads, and the shared lock table holds max_locks_per_transaction x max_connections locks.
 PG_SETTINGS = {"max_connections": "200", "max_locks_per_transaction": "256", "shared_buffers": "512MB",
@@ -330,47 +333,12 @@ def archive_worker(args: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the server
 
-def start_postgres(base: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    """Debian's PostgreSQL on a free loopback port with PG_SETTINGS (as the postgres user when run as root), as
-    tests/records/conftest.py starts it."""
-    import glob
-    import socket
-
-    def binary(name: str) -> str:
-        found = shutil.which(name) or (sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [""])[-1]
-        if not found:
-            sys.exit(f"no {name}: apt-get install postgresql")
-        return found
-
-    as_user: dict[str, object] = {}
-    if os.geteuid() == 0:  # PostgreSQL refuses root: run it as postgres, with its own PID (no wrapper)
-        import pwd
-
-        pw = pwd.getpwnam("postgres")
-        os.chown(base, pw.pw_uid, pw.pw_gid)
-        as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "cwd": "/"}
-    subprocess.run([binary("initdb"), "-D", str(base / "data"), "-U", "postgres", "--auth=trust", "--no-locale",
-                    "-E", "UTF8"], check=True, capture_output=True, **as_user)  # type: ignore[arg-type]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings = [a for k, v in PG_SETTINGS.items() for a in ("-c", f"{k}={v}")]
-    proc = subprocess.Popen([binary("postgres"), "-D", str(base / "data"), "-k", str(base), "-h", "127.0.0.1",
-                             "-p", str(port), *settings], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            **as_user)  # type: ignore[arg-type]
-    import psycopg
-
-    for _ in range(300):
-        try:
-            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
-                c.execute("CREATE DATABASE civicaup_league")
-            return f"postgresql+psycopg://postgres@127.0.0.1:{port}/civicaup_league", proc
-        except psycopg.OperationalError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.2)
-    proc.kill()
-    sys.exit("PostgreSQL did not start")
+def start_postgres() -> PgInstance:
+    """Debian's PostgreSQL on a free loopback port with PG_SETTINGS (tests/pg_instance.py, as the tests start it)."""
+    try:
+        return PgInstance(settings=PG_SETTINGS, prefix="civicaup-scale-pg-").start()
+    except PostgresUnavailable as exc:
+        sys.exit(str(exc))
 
 
 # ---------------------------------------------------------------- the measurements
@@ -745,13 +713,9 @@ def run(counts: list[int], args: argparse.Namespace, work: Path, home: Path, sta
     (work / "traffic.pickle").write_bytes(pickle.dumps((ut1_sites(random.Random(11)), shapes)))
     print(f"mail shapes: {len(shapes):,} corpus messages")
 
-    base = Path(tempfile.mkdtemp(prefix="civicaup-scale-pg-"))  # its own folder: the server runs as postgres
-    try:
-        url, pg = start_postgres(base)
-    except BaseException:
-        shutil.rmtree(base, ignore_errors=True)
-        raise
-    SERVER_PID[0] = pg.pid
+    pg = start_postgres()
+    url = pg.create_database("civicaup_league")
+    SERVER_PID[0] = pg.proc.pid if pg.proc else 0
     os.environ["CIVICAUP_DB_URL"] = url
     results = []
     try:
@@ -772,13 +736,7 @@ def run(counts: list[int], args: argparse.Namespace, work: Path, home: Path, sta
             (work / "results.json").write_text(json.dumps(results, indent=1, default=str))
         engine.dispose()
     finally:
-        pg.send_signal(signal.SIGINT)  # fast shutdown of the postmaster, by its PID
-        try:
-            pg.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pg.kill()
-        shutil.rmtree(base, ignore_errors=True)
-
+        pg.stop()  # fast shutdown of the postmaster, by its PID
 
 if __name__ == "__main__":
     main()
