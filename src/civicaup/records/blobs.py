@@ -263,18 +263,26 @@ class CompactReport:
 
 
 def compact(engine: Engine, only: Iterable[int] | None = None, *, threshold: float = COMPACT_THRESHOLD,
-            base: Path | None = None) -> CompactReport:
+            base: Path | None = None, dry_run: bool = False) -> CompactReport:
     """Rewrite segments whose dead share (disposed records, orphans, torn tails) reaches `threshold` (0: any
     dead byte) so that only live records remain, and delete segments with none. Segments a writer holds are
-    skipped. Takes the exclusive maintenance lock."""
-    with Maintenance(base, shared=False):
-        finish_pending(engine, base)
-        return compact_locked(engine, only, threshold=threshold, base=base)
+    skipped. Takes the exclusive maintenance lock. With `dry_run`, changes nothing (takes the lock shared,
+    leaves the pending-destroy journal alone) and reports what a run would do now."""
+    with Maintenance(base, shared=dry_run):
+        if not dry_run:
+            finish_pending(engine, base)
+        return compact_locked(engine, only, threshold=threshold, base=base, dry_run=dry_run)
 
 
 def compact_locked(engine: Engine, only: Iterable[int] | None = None, *, threshold: float = COMPACT_THRESHOLD,
-                   base: Path | None = None) -> CompactReport:
-    """`compact`, for a caller that holds the exclusive maintenance lock already."""
+                   base: Path | None = None, dry_run: bool = False) -> CompactReport:
+    """`compact`, for a caller that holds the maintenance lock already (exclusive unless `dry_run`).
+
+    A rewrite is safe to interrupt at any point: the live records are copied, fsync'ed and read back with
+    their hashes checked before the rows are pointed at the copies in one transaction, and the old segment
+    is deleted only after that commit. Stopped before the commit, the rows still point at the old segment
+    and the partial copies belong to no row; stopped after it, the old segment has no live record left and
+    the next run deletes it."""
     root = segments_dir(base)
     report = CompactReport()
     candidates = sorted(set(only) if only is not None else set(segments.segment_ids(root)))
@@ -295,11 +303,17 @@ def compact_locked(engine: Engine, only: Iterable[int] | None = None, *, thresho
             n, payload = live.get(sid, (0, 0))
             dead = size - len(segments.FILE_MAGIC) - payload - n * segments.OVERHEAD
             if n == 0:
-                segments.segment_path(root, sid).unlink()
-                fsync_dir(root)
+                if not dry_run:
+                    segments.segment_path(root, sid).unlink()
+                    fsync_dir(root)
                 report.deleted.append(sid)
                 report.reclaimed += size
             elif dead > 0 and dead >= threshold * size:
+                if dry_run:
+                    report.rewritten.append(sid)
+                    report.moved += n
+                    report.reclaimed += dead
+                    continue
                 problem = _rewrite(engine, root, sid, frozenset(candidates), report)
                 if problem:
                     report.damaged.append((sid, problem))
@@ -331,7 +345,11 @@ def _rewrite(engine: Engine, root: Path, sid: int, avoid: frozenset[int], report
             flags = segments.record_flags(root, old)
             size = len(segments.decode(payload, flags))
             moves.append((r.sha256, old, w.append(r.sha256, payload, size, flags)))
-        w.sync()
+        _sync(w)
+        problem = _check_copies(root, [(sha, new) for sha, _, new in moves])
+        if problem:
+            w.discard([new for _, _, new in moves])
+            return problem
         with engine.begin() as conn:
             conn.exec_driver_sql(_sql(conn, "UPDATE archive_originals SET segment = ?, byte_offset = ? "
                                             "WHERE sha256 = ? AND segment = ? AND byte_offset = ?"),
@@ -340,38 +358,96 @@ def _rewrite(engine: Engine, root: Path, sid: int, avoid: frozenset[int], report
     return None
 
 
+def _sync(w: Writer) -> None:
+    """Write and fsync a maintenance writer's copies; a failure (full disk, I/O error) is one sentence. The
+    records written so far belong to no row: the segment ends torn, and is never appended to again."""
+    try:
+        w.sync()
+    except OSError as exc:
+        raise BlobError(f"cannot write the archive's originals under {w.root}: {exc.strerror or exc}; "
+                        "no original was lost, run it again once that is fixed") from None
+
+
+def _check_copies(root: Path, copies: Iterable[tuple[str, Location]]) -> str | None:
+    """Read back copies a writer has just synced, each checked against its hash: the first problem, or None."""
+    for sha, loc in copies:
+        try:
+            segments.read_record(root, loc, sha)
+        except BlobError as exc:
+            return f"the copy does not read back: {exc}"
+    return None
+
+
 # ---------------------------------------------------------------- the earlier layout
 
 @dataclass
 class MigrateReport:
-    moved: int = 0
-    already: int = 0  # a segment copy was there already: the file was removed
+    moved: int = 0  # originals copied into segments (with --dry-run: that would be)
+    already: int = 0  # a segment copy was there already: the file was removed (would be)
+    bytes: int = 0  # size of the originals moved (uncompressed)
     bad: list[tuple[str, str]] = field(default_factory=list)  # (ref, problem): files left where they are
 
+    def to_json(self) -> dict[str, Any]:
+        return {"moved": self.moved, "already": self.already, "bytes": self.bytes,
+                "bad": [{"ref": ref, "problem": p} for ref, p in self.bad]}
 
-def migrate_files(engine: Engine, base: Path | None = None, *, batch: int = 500) -> MigrateReport:
-    """Pack originals of the earlier one-file layout into segments: each file is checked against its hash,
-    appended, recorded, and only then deleted. Safe to interrupt and run again."""
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def legacy_files(base: Path | None = None) -> list[Path]:
+    """The originals still kept as files of the earlier layout, in name order."""
     base = base or base_dir()
+    if not base.is_dir():
+        return []
+    return sorted(p for d in base.iterdir() if d.is_dir() and len(d.name) == 2 and _HEX.issuperset(d.name)
+                  for p in d.iterdir() if len(p.name) == 64 and p.is_file())
+
+
+def migrate_files(engine: Engine, base: Path | None = None, *, batch: int = 500,
+                  dry_run: bool = False) -> MigrateReport:
+    """Pack originals of the earlier one-file layout into segments: each file is checked against its hash,
+    appended, fsync'ed and read back (hash checked again), its location committed, and only then is the file
+    deleted. Safe to interrupt and run again: stopped before the commit, the file is still there and the copy
+    belongs to no row; after it, the next run finds the row and only removes the file. With `dry_run`,
+    reads and checks every file and reports what a run would do, changing nothing."""
+    base = base or base_dir()
+    root = segments_dir(base)
     report = MigrateReport()
-    paths = sorted(p for d in base.iterdir() if d.is_dir() and len(d.name) == 2
-                   for p in d.iterdir() if len(p.name) == 64) if base.is_dir() else []
+    paths = legacy_files(base)
     for start in range(0, len(paths), batch):
         chunk = paths[start:start + batch]
         with Maintenance(base, shared=True), writer(base) as w:
             with engine.connect() as conn:
-                have = set(locate(conn, [p.name for p in chunk]))
+                have = locate(conn, [p.name for p in chunk])
             locs: dict[str, Location] = {}
+            sizes: dict[str, int] = {}
             for p in chunk:
-                if p.name in have:
+                if p.name in have:  # the file goes only if the segment's copy reads back, hash checked
+                    problem = _check_copies(root, [(p.name, have[p.name])])
+                    if problem:
+                        report.bad.append((p.name[:12], problem))
+                    elif dry_run:
+                        report.already += 1
                     continue
                 try:
                     raw = _read_file(p.name, base)
                 except BlobError as exc:
                     report.bad.append((p.name[:12], str(exc)))
                     continue
-                locs[p.name] = w.put(p.name, raw)
-            w.sync()
+                sizes[p.name] = len(raw)
+                if not dry_run:
+                    locs[p.name] = w.put(p.name, raw)
+            if dry_run:
+                report.moved += len(sizes)
+                report.bytes += sum(sizes.values())
+                continue
+            _sync(w)
+            for sha, loc in list(locs.items()):  # read back from the segment, hash checked, before it counts
+                problem = _check_copies(root, [(sha, loc)])
+                if problem:
+                    report.bad.append((sha[:12], problem))
+                    w.discard([locs.pop(sha)])
             with engine.begin() as conn:
                 record(conn, locs)
             with engine.connect() as conn:
@@ -383,6 +459,7 @@ def migrate_files(engine: Engine, base: Path | None = None, *, batch: int = 500)
                 p.unlink(missing_ok=True)
                 if p.name in locs and now[p.name] == locs[p.name]:
                     report.moved += 1
+                    report.bytes += sizes[p.name]
                 else:
                     report.already += 1
         for d in {p.parent for p in chunk}:
@@ -390,4 +467,5 @@ def migrate_files(engine: Engine, base: Path | None = None, *, batch: int = 500)
                 d.rmdir()
             except OSError:
                 pass
+        fsync_dir(base)
     return report

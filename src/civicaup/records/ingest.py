@@ -38,7 +38,15 @@ from civicaup.stores import partitions
 from civicaup.stores.records_tables import archive_messages as M
 from civicaup.stores.tables import people
 
-BATCH = 1000  # messages per transaction (and per fsync of the segment)
+BATCH = 1000  # messages per transaction (and per fsync of the segment) on PostgreSQL
+# SQLite: a bigger transaction costs much less per message. Each commit writes every B-tree page the batch
+# touched to the WAL once, and the hash-keyed indexes (the originals, (policy, sha256)) and the address
+# indexes take their keys in random order, so at city scale a batch touches most of their leaf pages
+# whatever its size: 5,000 a commit instead of 1,000 took a fifth less CPU in the importing process at
+# 100,000 messages (bench/archive.py; docs/records.md has the figures). A batch is also closed once its payloads reach BATCH_BYTES, so a
+# mailbox of large messages never holds more than that in memory per batch.
+SQLITE_BATCH = 5000
+BATCH_BYTES = 64 << 20
 CHUNK = 32  # messages per task of a worker process (one "already stored?" query each)
 IN_FLIGHT = 4000 // CHUNK  # chunks read ahead of the database, so a huge mailbox never sits in memory whole
 
@@ -420,7 +428,9 @@ def import_items(engine: Engine, items: Iterable[Ref], *, policy: str, jobs: int
     report, start = ImportReport(), time.perf_counter()
     _WORKER.update(assigner=assigner_for(engine, policy), keep_text=engine.dialect.name == "sqlite", engine=engine)
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    batch_size = SQLITE_BATCH if engine.dialect.name == "sqlite" else BATCH
     batch: list[Item] = []
+    batch_bytes = 0
     stored: list[tuple[Ref, str]] = []  # originals the archive holds already: duplicates, unless not ours
     # batches are stored by one thread while this one collects the next (SQLite and the fsync release the
     # GIL): at most one batch waits, so memory stays bounded and errors surface at the next flush
@@ -428,7 +438,7 @@ def import_items(engine: Engine, items: Iterable[Ref], *, policy: str, jobs: int
 
     with blobs.writer() as writer, ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-store") as pool:
         def flush() -> None:
-            nonlocal batch, stored
+            nonlocal batch, stored, batch_bytes
             if stored:
                 shas = [sha for _, sha in stored]
                 have: set[str] = set()
@@ -450,6 +460,7 @@ def import_items(engine: Engine, items: Iterable[Ref], *, policy: str, jobs: int
             if batch:
                 storing.append(pool.submit(store_items, engine, policy, batch, writer, report))
                 batch = []
+            batch_bytes = 0
             metrics.archived(policy, report)  # what this batch added: civicaup_archive_ingested_total
             if progress:
                 progress(report)
@@ -457,12 +468,13 @@ def import_items(engine: Engine, items: Iterable[Ref], *, policy: str, jobs: int
         for ref, kind, result in _prepared(items, jobs):
             if kind == "ok":
                 batch.append(result)
+                batch_bytes += len(result.payload) + len(result.prepared.body)
             elif kind == "stored":
                 stored.append((ref, result))
             else:
                 report.failed += 1
                 report.failures.append((ref.source, str(result)))
-            if len(batch) + len(stored) >= BATCH:
+            if len(batch) + len(stored) >= batch_size or batch_bytes >= BATCH_BYTES:
                 flush()
         flush()
         if storing:

@@ -135,6 +135,57 @@ def archive_verify(policy: str = POLICY) -> None:
     print(f"all {n} records verified")
 
 
+def _maintenance_problems(doc: dict, as_json: bool) -> None:  # type: ignore[type-arg]
+    """Exit 1 naming what a maintenance run had to leave as it was (after its summary)."""
+    from civicaup.records.maintenance import problems
+
+    found = problems(doc)
+    if not as_json:
+        for line in found[:50]:
+            print(f"BAD {line}")
+    if found:
+        raise typer.Exit(1)
+
+
+@archive_app.command("migrate-originals")
+def archive_migrate_originals(dry_run: bool = typer.Option(False, "--dry-run", help="count and check only"),
+                              actor: Optional[str] = typer.Option(None, "--as", help="who runs it (audited)"),
+                              as_json: bool = JSON) -> None:
+    """Move originals kept as one file each (earlier versions) into the segment store (safe to re-run)."""
+    from civicaup.records.maintenance import migrate_originals
+
+    doc = migrate_originals(open_store(), dry_run=dry_run, actor=actor)
+    if as_json:
+        emit_json(doc)
+    else:
+        verb = "would move" if dry_run else "moved"
+        print(f"{verb} {doc['moved']} originals ({doc['bytes']} bytes) into segments; {doc['already']} already "
+              f"there; {len(doc['bad'])} left in place" + (f"; audit entry {doc['audit']}" if doc["audit"] else ""))
+    _maintenance_problems(doc, as_json)
+
+
+@archive_app.command("compact")
+def archive_compact(dry_run: bool = typer.Option(False, "--dry-run", help="say what would be done only"),
+                    threshold: float = typer.Option(0.25, "--threshold",
+                                                    help="rewrite a segment once this share of it is dead (0-1; "
+                                                         "0: any dead byte)"),
+                    actor: Optional[str] = typer.Option(None, "--as", help="who runs it (audited)"),
+                    as_json: bool = JSON) -> None:
+    """Reclaim the space disposed originals left in segment files (safe to interrupt and re-run)."""
+    from civicaup.records.maintenance import compact_segments
+
+    doc = compact_segments(open_store(), dry_run=dry_run, threshold=threshold, actor=actor)
+    if as_json:
+        emit_json(doc)
+    else:
+        verb = "would rewrite" if dry_run else "rewrote"
+        print(f"{verb} {len(doc['rewritten'])} segments ({doc['moved']} records moved) and "
+              f"{'would delete' if dry_run else 'deleted'} {len(doc['deleted'])}, {doc['reclaimed']} bytes "
+              f"reclaimed; {len(doc['busy'])} busy, {len(doc['damaged'])} damaged"
+              + (f"; audit entry {doc['audit']}" if doc["audit"] else ""))
+    _maintenance_problems(doc, as_json)
+
+
 # ---------------------------------------------------------------- hold
 
 @hold_app.command("add")
