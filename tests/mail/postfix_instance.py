@@ -8,6 +8,7 @@ Listeners (all on 127.0.0.1):
   queue_port    smtpd without a milter whose mail is passed after the queue to milter_port (content_filter): when
                 the filter is down, mail waits in Postfix's queue (used by the fault test)
   reinject_port smtpd without filter: where released mail is re-injected
+  filter_ports  one smtpd per entry of `content_filters` (e.g. a civicaup relay), passing mail after the queue to it
 Every delivery goes over SMTP to `sink_port` (a local aiosmtpd sink that the test controls).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import grp
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -94,10 +96,17 @@ class PostfixInstance:
     reinject_port: int = field(default_factory=free_port)
     started: bool = False
     transport: str = ""  # where every message goes; default the SMTP sink ("discard:" for the benchmark)
+    # name -> SMTP content filter (e.g. "smtp:[127.0.0.1]:10025", a civicaup relay): one more smtpd without a milter
+    # per entry, on filter_ports[name], whose mail is passed after the queue to that filter
+    content_filters: dict[str, str] = field(default_factory=dict)
+    filter_ports: dict[str, int] = field(default_factory=dict)
+    main_overrides: dict[str, str] = field(default_factory=dict)  # main.cf settings that replace the defaults
 
     def __post_init__(self) -> None:
         for name in self.milters:
             self.milter_ports.setdefault(name, free_port())
+        for name in self.content_filters:
+            self.filter_ports.setdefault(name, free_port())
 
     @property
     def milter_port(self) -> int:
@@ -177,6 +186,7 @@ class PostfixInstance:
             "alias_maps": "",
             "alias_database": "",
         }
+        main.update(self.main_overrides)
         (self.config / "main.cf").write_text("".join(f"{k} = {v}\n" for k, v in main.items()))
         no_filter = "-o smtpd_milters= -o content_filter="
         master = (
@@ -186,6 +196,8 @@ class PostfixInstance:
             f"127.0.0.1:{self.queue_port} inet n - n - - smtpd -o smtpd_milters= "
             f"-o content_filter=smtp:[127.0.0.1]:{self.milter_port}\n"
             f"127.0.0.1:{self.reinject_port} inet n - n - - smtpd {no_filter}\n"
+            + "".join(f"127.0.0.1:{self.filter_ports[name]} inet n - n - - smtpd -o smtpd_milters= "
+                      f"-o content_filter={target}\n" for name, target in self.content_filters.items())
             + MASTER_SERVICES)
         (self.config / "master.cf").write_text(master)
 
@@ -199,7 +211,8 @@ class PostfixInstance:
         self._run("start")
         self.started = True
         deadline = time.monotonic() + 20
-        for port in (*self.milter_ports.values(), self.plain_port, self.queue_port, self.reinject_port):
+        for port in (*self.milter_ports.values(), self.plain_port, self.queue_port, self.reinject_port,
+                     *self.filter_ports.values()):
             while True:
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -246,3 +259,57 @@ class PostfixInstance:
             return self.maillog.read_text(errors="replace")[-n:]
         except OSError:
             return "(no maillog)"
+
+
+class FilterProcess:
+    """A `civicaup milter` or `civicaup relay` as its own process (argv after `civicaup`), started and stopped by
+    its PID: ready once it prints its "listening on" line. Its stderr goes to `log`."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path, executable: str | None = None) -> None:
+        import sys
+        self.argv, self.env, self.log = argv, env, log
+        self.executable = executable or str(Path(sys.executable).parent / "civicaup")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        import select
+        with open(self.log, "ab") as err:
+            self.proc = subprocess.Popen([self.executable, *self.argv], env=self.env, stdout=subprocess.PIPE,
+                                         stderr=err, stdin=subprocess.DEVNULL)
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], 60)
+        line = self.proc.stdout.readline().decode() if ready else ""
+        if "listening on" not in line:
+            self.kill()
+            raise RuntimeError(f"{self.argv[0]} did not start: {line!r} {self.log.read_text()[-2000:]}")
+
+    def send_signal(self, sig: int) -> None:
+        assert self.proc is not None and self.proc.poll() is None
+        os.kill(self.proc.pid, sig)
+
+    def status(self) -> dict[str, str]:
+        """/proc/PID/status as name -> value (e.g. VmHWM, VmRSS: "123456 kB")."""
+        out = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+        return out
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()

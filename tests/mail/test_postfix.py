@@ -4,7 +4,8 @@ smtplib as a real client, observed where Postfix delivers (a local SMTP sink).
 Kirkwood's milter listens on TCP, West Des Moines' on a unix socket. Released mail is re-injected through a
 Postfix listener without the filter. The fault test passes mail through Postfix's queue to the milter-enabled
 listener (content_filter), kills the milter with SIGKILL in the middle, and counts: every message is delivered
-once, or waits in Postfix's queue until the milter is back.
+once, or waits in Postfix's queue until the milter is back. The stall tests stop the milter, and the content-filter
+relay, with SIGSTOP past Postfix's (shortened) timeouts in a batch, resume them and count the same way.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from aiosmtpd.controller import Controller
 from civicaup.policy.registry import BUILTIN
 
 from .conftest import Sink
-from .postfix_instance import PostfixInstance, free_port, postfix_missing
+from .postfix_instance import FilterProcess, PostfixInstance, free_port, postfix_missing
 
 pytestmark = [pytest.mark.skipif(postfix_missing() is not None, reason=str(postfix_missing())),
               pytest.mark.timeout(300)]
@@ -274,3 +275,164 @@ def test_killing_the_milter_loses_and_duplicates_nothing(world: World) -> None:
     assert sorted(tokens) == sorted(sent), f"{len(tokens)} of {n} delivered, {waiting} were waiting in the queue"
     assert len(set(tokens)) == len(tokens), "duplicates"
     assert world.postfix.queued() == 0
+
+
+# ---------------------------------------------------------------- a stalled filter (SIGSTOP), milter and relay
+
+STALL_TIMEOUTS = {
+    # Postfix gives up on a stalled milter within seconds (milter_default_action = tempfail answers 4xx) ...
+    "milter_connect_timeout": "2s", "milter_command_timeout": "3s", "milter_content_timeout": "4s",
+    # ... and its smtp client on a stalled content filter (the relay) that does not greet or answer a command.
+    "smtp_connect_timeout": "2s", "smtp_helo_timeout": "3s", "smtp_mail_timeout": "3s", "smtp_rcpt_timeout": "3s",
+    "smtp_data_init_timeout": "3s", "smtp_data_xfer_timeout": "3s",
+    # The wait for the answer to the final dot stays longer than the stall, as Postfix's default (600 s) is longer
+    # than any pause the relay is expected to survive: giving up there while the relay re-injects is SMTP's own
+    # duplicate window (RFC 1047), which no content filter can close.
+    "smtp_data_done_timeout": "120s",
+    # More deliveries at once than the filter has messages in progress: when it stops, the clients that wait for
+    # its answer to a final dot do not take every delivery slot, and the next ones connect and time out.
+    "default_destination_concurrency_limit": "60", "initial_destination_concurrency": "60",
+}
+STALL_SECONDS = 8.0  # past every timeout above but the last
+
+
+class StallWorld:
+    """A private Postfix with short filter timeouts, a `civicaup milter` (Kirkwood) behind milter_port, and a
+    `civicaup relay` (Kirkwood) as the content filter of filter_ports["relay"], re-injecting to reinject_port."""
+
+    def __init__(self, root: Path) -> None:
+        self.home = root / "home"
+        self.home.mkdir()
+        self.env = {k: v for k, v in os.environ.items() if k not in ("CIVICAUP_DB_URL", "CIVICAUP_MAIL_NEXT_HOP")}
+        self.env["CIVICAUP_HOME"] = str(self.home)
+        self.sink = Sink()
+        self.sink_port = free_port()
+        self.controller = Controller(self.sink, hostname="127.0.0.1", port=self.sink_port)
+        milter_port, relay_port = free_port(), free_port()
+        self.postfix = PostfixInstance(sink_port=self.sink_port,
+                                       milters={"kirkwood-mo": f"inet:127.0.0.1:{milter_port}"},
+                                       content_filters={"relay": f"smtp:[127.0.0.1]:{relay_port}"},
+                                       main_overrides=STALL_TIMEOUTS)
+        hop = f"127.0.0.1:{self.postfix.reinject_port}"
+        self.filters = {
+            "milter": FilterProcess(["milter", "--policy", "kirkwood-mo", "--listen", f"127.0.0.1:{milter_port}",
+                                     "--next-hop", hop], self.env, root / "milter.log"),
+            "relay": FilterProcess(["relay", "--policy", "kirkwood-mo", "--listen", f"127.0.0.1:{relay_port}",
+                                    "--next-hop", hop], self.env, root / "relay.log"),
+        }
+
+    def start(self) -> None:
+        r = subprocess.run([CIVICAUP, "directory", "import", str(BUILTIN / "kirkwood-mo" / "directory.csv"),
+                            "--policy", "kirkwood-mo"], env=self.env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        self.controller.start()
+        for f in self.filters.values():
+            f.start()
+        self.postfix.start()
+
+    def stop(self) -> None:
+        try:
+            self.postfix.cleanup()
+        finally:
+            for f in self.filters.values():
+                f.stop()
+            self.controller.stop()
+
+    def delivered_ids(self, batch: str) -> list[str]:
+        """The Message-IDs of the batch's messages at the sink, one per delivery."""
+        out = []
+        with self.sink.lock:
+            for _, _, data in self.sink.messages:
+                head = header_block(data).decode("utf-8", "replace")
+                for line in head.split("\r\n"):
+                    if line.lower().startswith("message-id:") and batch in line:
+                        out.append(line.split(":", 1)[1].strip())
+                        assert "\r\nX-Civicaup-Decision: allow" in "\r\n" + head, head[:500]
+        return out
+
+    def deferred_since(self, offset: int) -> int:
+        """`status=deferred` lines written to Postfix's maillog past byte `offset`."""
+        try:
+            with open(self.postfix.maillog, "rb") as fp:
+                fp.seek(offset)
+                return fp.read().count(b"status=deferred")
+        except FileNotFoundError:
+            return 0
+
+    def maillog_size(self) -> int:
+        try:
+            return self.postfix.maillog.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+
+@pytest.fixture(scope="module")
+def stall_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StallWorld]:
+    w = StallWorld(tmp_path_factory.mktemp("postfix-stall"))
+    try:
+        w.start()
+        yield w
+    except BaseException:
+        print(w.postfix.log_tail())
+        raise
+    finally:
+        w.stop()
+
+
+def _stall_in_a_batch(world: StallWorld, which: str, port: int, n: int = 300, stall_at: int = 100) -> None:
+    """Send `n` messages to `port` (Postfix queues them, then passes them to the filter); SIGSTOP the filter after
+    message `stall_at` (once it has passed some on), keep it stopped STALL_SECONDS, SIGCONT it, flush the queue;
+    then every message must have been delivered exactly once (by Message-ID) and the queue be empty."""
+    batch = f"stall-{which}-{uuid.uuid4().hex[:8]}"
+    flt = world.filters[which]
+    log_offset = world.maillog_size()
+    sent: list[str] = []
+    stopped_at = None
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+            for i in range(n):
+                mid = f"<{batch}-{i:04d}@civicaup.test>"
+                msg = text_message("pat.jones@kirkwoodmo.org", "dana.reed@kirkwoodmo.org", f"Work order {i}",
+                                   f"Work order {i} for the Public Works yard.")
+                msg = msg.replace(msg.split(b"Message-ID: ", 1)[1].split(b"\r\n", 1)[0], mid.encode(), 1)
+                assert smtp.sendmail("pat.jones@kirkwoodmo.org", ["dana.reed@kirkwoodmo.org"], msg) == {}
+                sent.append(mid)
+                if i == stall_at:  # mid-batch, once the filter is busy passing the first messages on
+                    busy = time.monotonic() + 30
+                    while len(world.delivered_ids(batch)) < 10 and time.monotonic() < busy:
+                        time.sleep(0.05)
+                    flt.send_signal(signal.SIGSTOP)
+                    stopped_at = time.monotonic()
+        assert stopped_at is not None
+        time.sleep(max(0.0, stopped_at + STALL_SECONDS - time.monotonic()))
+        waiting = world.postfix.queued()
+        delivered_during_stall = len(world.delivered_ids(batch))
+    finally:
+        flt.send_signal(signal.SIGCONT)
+    deferred = world.deferred_since(log_offset)
+    world.postfix.flush()
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        if len(world.delivered_ids(batch)) >= n and world.postfix.queued() == 0:
+            break
+        time.sleep(1.0)
+        world.postfix.flush()
+    time.sleep(2.0)  # a late duplicate would show up here
+    got = world.delivered_ids(batch)
+    print(f"{which} stopped {STALL_SECONDS:.0f} s in a batch of {n}: {delivered_during_stall} delivered and {waiting} "
+          f"waiting in Postfix's queue at the end of the stall, "
+          f"{deferred} deferrals, {len(got)} delivered, {len(set(got))} distinct")
+    assert waiting > 0 and delivered_during_stall < n, "the stall left nothing waiting: the fault was not exercised"
+    assert deferred > 0, f"Postfix deferred nothing while the {which} was stopped: {world.postfix.log_tail()}"
+    missing = sorted(set(sent) - set(got))
+    assert not missing, f"{len(missing)} of {n} never delivered ({waiting} were waiting in the queue)"
+    assert len(got) == len(set(got)) == n, f"duplicates: {len(got) - len(set(got))}"
+    assert world.postfix.queued() == 0
+
+
+def test_stalling_the_milter_loses_and_duplicates_nothing(stall_world: StallWorld) -> None:
+    _stall_in_a_batch(stall_world, "milter", stall_world.postfix.queue_port)
+
+
+def test_stalling_the_relay_loses_and_duplicates_nothing(stall_world: StallWorld) -> None:
+    _stall_in_a_batch(stall_world, "relay", stall_world.postfix.filter_ports["relay"])

@@ -5,17 +5,24 @@
 allow / log / flag: re-injected with the X-Civicaup-Decision header, then 250; block: 550 5.7.1 with the clause;
 hold: quarantined (committed first), then 250; an internal error, an overrun or a next hop that is down: 451, so
 the sending MTA keeps the message. The relay answers only after the next hop has taken the message.
+
+DATA is not collected in memory (aiosmtpd's own SMTP keeps the whole message as a list of lines): `SpoolingSMTP`
+writes the dot-unstuffed lines into a `Spool` (memory up to a threshold, then a temporary file), answers 552 once
+the message passes --max-size (reading the rest without keeping it), and hands the handler the spool. Deciding,
+quarantining, journaling and re-injecting then read the spool as a stream, so the relay's memory does not grow
+with the message (the engine analyses a spooled message within the fixed budget of spool.reduce_for_analysis).
 """
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import re
 import signal
 import socket
-from typing import Any
+from typing import Any, BinaryIO, cast
 
-from aiosmtpd.smtp import SMTP, Envelope as SMTPEnvelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope as SMTPEnvelope, Session
 
 from civicaup.channels.mail import delivery
 from civicaup.channels.mail.gateway import HEADER, Envelope, MailGateway
@@ -27,26 +34,49 @@ DEFAULT_MAX_SIZE = 200_000_000
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*?)\r?$", re.IGNORECASE | re.MULTILINE)
 
 
+class HeaderStripped:
+    """A reader over a message without any `name:` header (continuation lines included): the header block is
+    filtered line by line as it is read, the body passes untouched; `first` is read before everything. It offers
+    the `readline(size)` that `delivery.send` streams from, so the message is never whole in memory."""
+
+    def __init__(self, fp: BinaryIO, name: str, first: bytes = b"") -> None:
+        self.fp, self.key, self.first = fp, name.lower().encode() + b":", first
+        self.in_head, self.line_start, self.skipping = True, True, False
+
+    def readline(self, size: int = -1) -> bytes:
+        if self.first:
+            line, self.first = self.first, b""
+            return line
+        while True:
+            line = self.fp.readline(size)
+            if not line or not self.in_head:
+                return line
+            starts, self.line_start = self.line_start, line.endswith(b"\n")
+            if starts:
+                if line in (b"\r\n", b"\n"):
+                    self.in_head = False
+                    return line
+                if line[:1] not in (b" ", b"\t"):
+                    self.skipping = line.lower().startswith(self.key)
+            if not self.skipping:
+                return line
+
+    def read(self, size: int = -1) -> bytes:
+        out = bytearray()
+        while size < 0 or len(out) < size:
+            line = self.readline(-1 if size < 0 else min(size - len(out), 1 << 16))
+            if not line:
+                break
+            out += line
+        return bytes(out)
+
+    def close(self) -> None:
+        self.fp.close()
+
+
 def strip_header(raw: bytes, name: str) -> bytes:
     """The message without any `name:` header (continuation lines included); the body is untouched."""
-    end = raw.find(b"\r\n\r\n")
-    sep = 4
-    if end < 0:
-        end, sep = raw.find(b"\n\n"), 2
-    if end < 0:
-        end, sep = len(raw), 0
-    head = raw[:end + sep // 2]
-    key = name.lower().encode() + b":"
-    if key not in head.lower():
-        return raw
-    out, skipping = [], False
-    for line in head.splitlines(keepends=True):
-        if line[:1] in (b" ", b"\t") and skipping:
-            continue
-        skipping = line.lower().startswith(key)
-        if not skipping:
-            out.append(line)
-    return b"".join(out) + raw[end + sep // 2:]
+    return HeaderStripped(io.BytesIO(raw), name).read()
 
 
 class RelayHandler:
@@ -60,20 +90,24 @@ class RelayHandler:
         self.hop_timeout = hop_timeout
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: SMTPEnvelope) -> str:
-        raw = envelope.original_content or b""
-        if isinstance(raw, str):
-            raw = raw.encode("utf-8", "surrogateescape")
-        m = _MESSAGE_ID.search(raw[:65536])
+        """Decide on the message and answer. It is `envelope.spool` (from SpoolingSMTP, which closes it), or, from a
+        plain aiosmtpd SMTP, `envelope.original_content` (spooled here)."""
+        spool: Spool | None = getattr(envelope, "spool", None)
+        owned = spool is None
+        if spool is None:
+            spool = Spool(self.memory_limit, self.spool_dir)
         env = Envelope(mail_from=envelope.mail_from or "", rcpt_to=list(envelope.rcpt_tos),
                        auth_user=str(getattr(session, "login_data", "") or "") if getattr(session, "authenticated",
-                                                                                         False) else "",
-                       message_id=m.group(1).decode("ascii", "replace")[:200] if m else "")
+                                                                                         False) else "")
         if env.mail_from == "<>":
             env.mail_from = ""
-        spool = Spool(self.memory_limit, self.spool_dir)
         try:
-            spool.write(raw)
-            verdict = await self.gateway.handle(env, spool)
+            if owned:
+                raw = envelope.original_content or b""
+                spool.write(raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw)
+            m = _MESSAGE_ID.search(spool.head(65536))
+            env.message_id = m.group(1).decode("ascii", "replace")[:200] if m else ""
+            verdict = await self.gateway.handle(env, spool, lambda: client_waiting(server))
             if verdict.kind == "tempfail":
                 metrics.relay_error("tempfail")  # the gateway logged why (budget, worker, store)
             if verdict.kind == "reject":
@@ -82,11 +116,14 @@ class RelayHandler:
                 return f"250 2.0.0 Held for approval (quarantine {verdict.quarantine_id})"
             if verdict.kind != "accept":
                 return verdict.reply
-            out = f"{HEADER}: {verdict.header}\r\n".encode("ascii", "replace") + strip_header(raw, HEADER)
+            if not client_waiting(server):  # it gave up (and will retry): re-injecting now would deliver it twice
+                log.warning("relay: the sending MTA gave up waiting; not re-injected (message id %s)",
+                            env.message_id or "-", extra={"policy": self.gateway.policy})
+                metrics.relay_error("client-gone")
+                return "451 4.4.2 civicaup could not pass this message on in time; try again later"
             loop = asyncio.get_running_loop()
             try:
-                await loop.run_in_executor(self.gateway.threads, lambda: delivery.send(
-                    self.next_hop, env.mail_from, env.rcpt_to, out, timeout=self.hop_timeout))
+                await loop.run_in_executor(self.gateway.threads, self.reinject, env, spool, verdict.header)
             except delivery.DeliveryError as exc:
                 log.warning("relay: %s (message id %s)", exc, env.message_id or "-",
                             extra={"policy": self.gateway.policy, "next_hop": self.next_hop})
@@ -101,13 +138,112 @@ class RelayHandler:
             metrics.relay_error("internal")
             return "451 4.3.0 civicaup could not check this message now; try again later"
         finally:
+            if owned:
+                spool.close()
+
+    def reinject(self, env: Envelope, spool: Spool, header: str) -> None:
+        """Stream the message to the next hop with our decision header first and any earlier one removed."""
+        with spool.open() as fp:
+            out = HeaderStripped(fp, HEADER, first=f"{HEADER}: {header}\r\n".encode("ascii", "replace"))
+            delivery.send(self.next_hop, env.mail_from, env.rcpt_to, cast(BinaryIO, out), timeout=self.hop_timeout)
+
+
+def client_waiting(server: SMTP) -> bool:
+    """Whether the sending MTA is still connected, waiting for our answer."""
+    transport = server.transport
+    return transport is not None and not transport.is_closing()
+
+
+DATA_REPLIES = {"too-long": "500 Line too long (see RFC5321 4.5.3.1.6)", "too-much": "552 Error: Too much mail data",
+                "spool-error": "451 4.3.0 civicaup could not take this message now; try again later"}
+
+
+class SpoolingSMTP(SMTP):
+    """aiosmtpd's SMTP whose DATA goes into a Spool instead of a list in memory, with aiosmtpd's answers: RFC 5321
+    4.5.2 dot-unstuffing; 500 for a line over the line length limit, 552 over `data_size_limit` (and 451 if the
+    spool cannot be written), each given once the client has sent the whole message, read without being kept.
+    Then the handler's handle_DATA(server, session, envelope) runs with `envelope.spool` (the unstuffed bytes, not
+    decoded) and `envelope.original_content` None; the spool and its file are gone once the handler answered.
+    It overrides aiosmtpd's smtp_DATA and uses the same internals (`_reader`, `_call_handler_hook`), as of 1.4."""
+
+    def __init__(self, handler: Any, *, memory_limit: int = DEFAULT_MEMORY_LIMIT, spool_dir: str | None = None,
+                 **kw: Any) -> None:
+        super().__init__(handler, **kw)
+        self.memory_limit, self.spool_dir = memory_limit, spool_dir
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        spool = Spool(self.memory_limit, self.spool_dir)
+        try:
+            state = await self._receive(spool)
+            if state == "lost":
+                return
+            if state != "ok":
+                await self.push(DATA_REPLIES[state])
+                self._set_post_data_state()
+                return
+            self.envelope.spool = spool  # type: ignore[attr-defined]
+            status = await self._call_handler_hook("DATA") if "DATA" in self._handle_hooks else MISSING
+            self._set_post_data_state()
+            await self.push("250 OK" if status is MISSING else status)
+        finally:
             spool.close()
+
+    async def _receive(self, spool: Spool) -> str:
+        """Read DATA up to the lone dot into `spool`: "ok", "lost" (the connection is gone), or a key of
+        DATA_REPLIES (the message was read to its end but not kept)."""
+        limit = self.data_size_limit
+        size, state, partial = 0, "ok", False  # partial: the last read ended inside an overlong line
+        buf = bytearray()
+        while self.transport is not None:
+            try:
+                line = await self._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as exc:  # a line over the limit: drain it, answer 500 at the end
+                state = "too-long" if state == "ok" else state
+                line = await self._reader.read(exc.consumed)
+            if not partial and line == b".\r\n":
+                return self._write(spool, buf) if state == "ok" else state
+            size += len(line)
+            if state == "ok" and limit and size > limit:
+                state = "too-much"
+            if state == "ok":
+                buf += line[1:] if not partial and line[:1] == b"." else line
+                if len(buf) >= 1 << 16:
+                    state = self._write(spool, buf)
+            elif buf or spool.size:  # not kept: drop what was received so far
+                buf.clear()
+                spool.close()
+            partial = not line.endswith(b"\r\n")
+        return "lost"
+
+    def _write(self, spool: Spool, buf: bytearray) -> str:
+        try:
+            spool.write(bytes(buf))
+            return "ok"
+        except OSError as exc:  # a full disk, a spool directory that cannot be written: the MTA keeps the message
+            log.error("relay: the message could not be spooled (%s), tempfail", type(exc).__name__)
+            metrics.relay_error("spool")
+            return "spool-error"
+        finally:
+            buf.clear()
 
 
 def smtp_factory(handler: RelayHandler, max_size: int = DEFAULT_MAX_SIZE) -> Any:
     hostname = socket.gethostname() or "localhost"
-    return lambda: SMTP(handler, data_size_limit=max_size, enable_SMTPUTF8=True, decode_data=False,
-                        hostname=hostname, ident="civicaup relay")
+    return lambda: SpoolingSMTP(handler, memory_limit=handler.memory_limit, spool_dir=handler.spool_dir,
+                                data_size_limit=max_size, enable_SMTPUTF8=True, decode_data=False,
+                                hostname=hostname, ident="civicaup relay")
 
 
 async def serve(gateway: MailGateway, listen: str, next_hop: str, *, max_size: int = DEFAULT_MAX_SIZE,
