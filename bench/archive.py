@@ -34,8 +34,6 @@ import os
 import random
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +47,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from tests.pg_instance import PgInstance, PostgresUnavailable  # noqa: E402 - the tests' PostgreSQL starter
+
 CORPUS = ROOT.parent / "shared" / "data" / "mail" / "spamassassin-public-corpus.tar.xz"
 POLICY = "kirkwood-mo"
 DOMAIN = "kirkwoodmo.org"
@@ -124,47 +126,14 @@ def generate(path: Path, count: int, seed: int) -> float:
 
 # ---------------------------------------------------------------- stores
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_postgres(base: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    """Debian's PostgreSQL on a free loopback port, as the postgres user when run as root."""
-    def binary(name: str) -> str:
-        found = shutil.which(name) or (sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [""])[-1]
-        if not found:
-            sys.exit(f"no {name}: apt-get install postgresql")
-        return found
-
-    as_user: dict[str, object] = {}
-    if os.geteuid() == 0:  # PostgreSQL refuses root: run it as postgres, with its own PID (no wrapper)
-        import pwd
-
-        pw = pwd.getpwnam("postgres")
-        os.chown(base, pw.pw_uid, pw.pw_gid)
-        as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [], "cwd": "/"}
-    subprocess.run([binary("initdb"), "-D", str(base / "data"), "-U", "postgres", "--auth=trust",
-                    "--no-locale", "-E", "UTF8"], check=True, capture_output=True, **as_user)  # type: ignore[arg-type]
-    port = free_port()
-    proc = subprocess.Popen([binary("postgres"), "-D", str(base / "data"), "-k", str(base), "-h",
-                             "127.0.0.1", "-p", str(port), "-c", "shared_buffers=1GB", "-c", "work_mem=64MB",
-                             "-c", "maintenance_work_mem=512MB", "-c", "synchronous_commit=off",
-                             "-c", "max_wal_size=4GB"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            **as_user)  # type: ignore[arg-type]
-    import psycopg
-
-    for _ in range(300):
-        try:
-            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres",
-                                 autocommit=True) as c:
-                c.execute("CREATE DATABASE civicaup_bench")
-            return f"postgresql+psycopg://postgres@127.0.0.1:{port}/civicaup_bench", proc
-        except psycopg.OperationalError:
-            time.sleep(0.2)
-    proc.kill()
-    sys.exit("PostgreSQL did not start")
+def start_postgres() -> PgInstance:
+    """Debian's PostgreSQL on a free loopback port with bulk-load settings (tests/pg_instance.py)."""
+    try:
+        return PgInstance(settings={"shared_buffers": "1GB", "work_mem": "64MB", "maintenance_work_mem": "512MB",
+                                    "synchronous_commit": "off", "max_wal_size": "4GB"},
+                          prefix="civicaup-bench-pg-").start()
+    except PostgresUnavailable as exc:
+        sys.exit(str(exc))
 
 
 def db_bytes(engine) -> int:  # type: ignore[no-untyped-def]
@@ -445,15 +414,15 @@ def main() -> None:
         home = work / "scale-home"
         home.mkdir(parents=True, exist_ok=True)
         os.environ["CIVICAUP_HOME"] = str(home)
-        url, pg_proc = args.pg, None
+        url, pg = args.pg, None
         if args.pg_local and not url:
-            base = Path(tempfile.mkdtemp(prefix="civicaup-bench-pg-"))
-            url, pg_proc = start_postgres(base)
+            pg = start_postgres()
+            url = pg.create_database("civicaup_bench")
         try:
             engine, stats = synthetic(url or f"sqlite:///{home / 'civicaup.db'}", args.count, args.seed)
         except BaseException:
-            if pg_proc is not None:
-                pg_proc.send_signal(signal.SIGINT)
+            if pg is not None:
+                pg.stop()
             raise
         if engine.dialect.name == "postgresql":
             from sqlalchemy import text
@@ -464,11 +433,9 @@ def main() -> None:
               f"{stats['seconds']:.0f} s (rows only: {args.count / stats['seconds']:,.0f}/s, no parsing, no originals)")
         print(f"    database: {db_bytes(engine) / args.count:,.0f} bytes/message")
         run_searches(engine, staff_of(engine), args.seed)
-        if pg_proc is not None:
+        if pg is not None:
             engine.dispose()
-            pg_proc.send_signal(signal.SIGINT)
-            pg_proc.wait(timeout=60)
-            shutil.rmtree(base, ignore_errors=True)
+            pg.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         return
@@ -476,21 +443,19 @@ def main() -> None:
     mean = generate(mbox, args.count, args.seed)
     print(f"generated {args.count:,} messages ({mbox.stat().st_size / 2**20:,.0f} MiB) in "
           f"{time.perf_counter() - t:.0f} s")
-    pg_proc = None
+    pg = None
     try:
         if not args.no_sqlite:
             measure("sqlite", lambda name, home: f"sqlite:///{home / 'civicaup.db'}", args, mbox, work, mean)
         url = args.pg
         if args.pg_local and not url:
-            base = Path(tempfile.mkdtemp(prefix="civicaup-bench-pg-"))
-            url, pg_proc = start_postgres(base)
+            pg = start_postgres()
+            url = pg.create_database("civicaup_bench")
         if url:
             measure("pg", lambda name, home: pg_database(url, f"bench_{name}"), args, mbox, work, mean)
     finally:
-        if pg_proc is not None:
-            pg_proc.send_signal(signal.SIGINT)  # fast shutdown of the postmaster, by its PID
-            pg_proc.wait(timeout=60)
-            shutil.rmtree(base, ignore_errors=True)
+        if pg is not None:
+            pg.stop()  # fast shutdown of the postmaster, by its PID
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
