@@ -9,7 +9,8 @@ directory, read-only source). Each message is sent with its own From address as 
 is) to a Kirkwood address, by `--clients` concurrent SMTP clients; Postfix delivers to `discard:` so its own cost is
 receiving and queueing. Printed: messages/second without and with the milter, the ratio (DESIGN.md: a do-nothing
 pymilter keeps 0.42-0.50 over TCP, 0.75 with no-reply over a unix socket; rspamd 0.25), p50/p99 of the SMTP
-transaction time and the milter's added latency, the milter's peak memory (VmHWM) and the decisions it made.
+transaction time and the milter's added latency, the milter's CPU time a message (user + system, from /proc, so
+other work on the machine changes it little), its peak memory (VmHWM) and the decisions it made.
 Needs root and Debian's postfix. Not run in CI.
 """
 from __future__ import annotations
@@ -141,6 +142,18 @@ def serve_null(listen: str, policy: str) -> int:
     return 0
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (from /proc; exited ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -215,9 +228,14 @@ def main() -> int:
         send_all(pf.plain_port, corpus[:100], args.clients)
         send_all(pf.milter_port, corpus[:100], args.clients)
         best: dict[str, tuple[float, list[float], dict[str, int]]] = {}
+        milter_cpu, milter_sent = 0.0, 0
         for _ in range(args.rounds):
             for name, port in (("postfix alone", pf.plain_port), ("with milter", pf.milter_port)):
+                cpu_before = cpu_seconds(descendants(milter.pid))
                 wall, times, outcome = send_all(port, corpus, args.clients)
+                if port == pf.milter_port:
+                    milter_cpu += cpu_seconds(descendants(milter.pid)) - cpu_before
+                    milter_sent += len(corpus)
                 if name not in best or wall < best[name][0]:
                     best[name] = (wall, times, outcome)
                 deadline = time.monotonic() + 120
@@ -235,6 +253,8 @@ def main() -> int:
         print(f"added latency : p50 {pct(mil_t, .5) - pct(base_t, .5):+.1f} ms   "
               f"p99 {pct(mil_t, .99) - pct(base_t, .99):+.1f} ms   "
               f"(mean {1000 * (statistics.fmean(mil_t) - statistics.fmean(base_t)):+.1f} ms)")
+        print(f"milter CPU    : {1000 * milter_cpu / max(1, milter_sent):.2f} CPU-ms a message (user + system, "
+              f"its processes, over every milter round)")
         procs = descendants(milter.pid)
         total = sum(peak_memory_mb(p) for p in procs)
         print(f"milter memory : peak {peak_memory_mb(milter.pid):.0f} MB resident (VmHWM) in the milter, "
