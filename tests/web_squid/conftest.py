@@ -34,6 +34,14 @@ def make_lists(root: Path, lists: dict[str, dict[str, str]] | None = None) -> Pa
 
 
 @pytest.fixture
+def index(tmp_path: Path) -> Path:
+    """The index of the test lists, at tmp_path/categories.idx."""
+    out = tmp_path / "categories.idx"
+    CategoryIndex.build([make_lists(tmp_path / "ut1")], out=out)
+    return out
+
+
+@pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """$CIVICAUP_HOME with the test index at its default place and the Kirkwood demo directory imported."""
     h = tmp_path / "home"

@@ -22,7 +22,6 @@ from civicaup.engine.event import Actor, WebEvent
 from civicaup.errors import BadURLError
 from civicaup.policy.registry import get_pack
 
-from .conftest import make_lists
 
 TUESDAY_10 = "2026-03-03T10:00"  # work time in Kirkwood (America/Chicago)
 TUESDAY_LUNCH = "2026-03-03T12:15"
@@ -44,13 +43,6 @@ class Sink:
 
     def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def index(tmp_path: Path) -> Path:
-    out = tmp_path / "categories.idx"
-    CategoryIndex.build([make_lists(tmp_path / "ut1")], out=out)
-    return out
 
 
 def helper(index: Path, at: str = TUESDAY_10, policy: str = "kirkwood-mo", **kw) -> Helper:
@@ -241,11 +233,11 @@ def _engine_answer(url: str, roles: frozenset[str], at: str, index_path: Path) -
     from civicaup.engine.checks import web as web_checks
 
     pack = get_pack("kirkwood-mo")
-    web_checks._index[:] = [CategoryIndex.load(index_path)]
     event = WebEvent(actor=Actor(email="x@kirkwoodmo.org", roles=roles), at=events.event_time(at, pack),
                      url=normalise_url(url))
-    d = evaluate(event, pack)
-    matched = [m.category for m in web_checks.index().lookup(event.url)]
+    with web_checks.using_index(CategoryIndex.load(index_path)):
+        d = evaluate(event, pack)
+        matched = [m.category for m in web_checks.index().lookup(event.url)]
     contacts = blockpage.contacts_for(pack, [("lee.chan@kirkwoodmo.org", ("it",))], ["it"])
     return blockpage.answer_for(pack, d, matched, contacts)
 

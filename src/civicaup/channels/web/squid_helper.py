@@ -384,16 +384,17 @@ class State:
         user's roles and granted exemptions, not who they are)."""
         url = NormalURL(*parts, original=url_text)
         event = WebEvent(actor=Actor(email=email, roles=roles), at=self.now, url=url, granted_exemptions=granted)
-        if self.memo_enabled:
-            expected = [(cat, frozenset({f"list:{name}"})) for cat, name in sig]
-            if ext:
-                expected.append((f"{ext}-download", frozenset({f"download:{ext}"})))
-            got = [(s.category, s.tags) for s in web_checks.signals(event, self.pack)]
-            if got != expected:
-                self.memo_enabled = False
-                log.warning("the engine's web signals for %s differ from the helper's signature (%s != %s): "
-                            "evaluating every request from now on", url.host, got, expected)
-        decision = evaluate(event, self.pack, count=False)  # answers are counted per block, cached or not
+        with web_checks.using_index(self.index):  # the engine's web check reads this state's index
+            if self.memo_enabled:
+                expected = [(cat, frozenset({f"list:{name}"})) for cat, name in sig]
+                if ext:
+                    expected.append((f"{ext}-download", frozenset({f"download:{ext}"})))
+                got = [(s.category, s.tags) for s in web_checks.signals(event, self.pack)]
+                if got != expected:
+                    self.memo_enabled = False
+                    log.warning("the engine's web signals for %s differ from the helper's signature (%s != %s): "
+                                "evaluating every request from now on", url.host, got, expected)
+            decision = evaluate(event, self.pack, count=False)  # answers are counted per block, cached or not
         out = self.make_outcome(decision, [c for c, _ in sig])
         if self.memo_enabled:
             if len(self.memo) >= 100_000:
@@ -647,9 +648,7 @@ class Helper:
         return self._reload_thread is None or not self._reload_thread.is_alive()
 
     def _install(self, state: State) -> None:
-        if state.index is not None:
-            web_checks.use_index(state.index)  # the engine's web check reads the same index
-        self.state = state
+        self.state = state  # its index is scoped to its own evaluations (State.outcome), not set process-wide
         self.load_error = ""
         self.stats.reloads += 1
 

@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from pathlib import Path
 
-from civicaup.channels.web.categories import CategoryIndex, open_index
+from civicaup.channels.web.categories import CategoryIndex, default_index_path, open_index
 from civicaup.engine.event import Event, Signal, WebEvent
 from civicaup.policy.compile import CompiledPack
 
@@ -11,19 +15,36 @@ _SOFTWARE_EXT = {".exe", ".msi", ".msp", ".dmg", ".pkg", ".apk", ".deb", ".rpm",
                  ".cmd", ".ps1", ".vbs", ".jar", ".app", ".bin", ".run", ".iso", ".crx", ".xpi"}
 _MEDIA_EXT = {".mp3", ".mp4", ".avi", ".mkv", ".mov", ".wmv", ".flac", ".m4a", ".torrent"}
 
-_index: list[CategoryIndex] = []
+_defaults: dict[Path, CategoryIndex] = {}
+_scoped: ContextVar[CategoryIndex | None] = ContextVar("civicaup_web_index", default=None)
 
 
 def index() -> CategoryIndex:
-    """The category index for this process, loaded once (the Squid helper swaps it on rebuild)."""
-    if not _index:
-        _index.append(open_index())
-    return _index[0]
+    """The category index the web check reads: the one an adapter scoped with :func:`using_index` for the
+    current thread or task, else the data directory's (its built index, or the starter), loaded once per
+    data directory."""
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
+    path = default_index_path()
+    found = _defaults.get(path)
+    if found is None:
+        found = open_index()
+        if len(_defaults) >= 8:  # a process that moves between data directories (tests) keeps a few
+            _defaults.clear()
+        _defaults[path] = found
+    return found
 
 
-def use_index(idx: CategoryIndex) -> None:
-    """Make this process's checks read `idx` (a long-running adapter swapping in a rebuilt index)."""
-    _index[:] = [idx]
+@contextmanager
+def using_index(idx: CategoryIndex | None) -> Iterator[None]:
+    """Make the checks read `idx` inside the block only (this thread or task; other code keeps its own index).
+    An adapter with its own index (the Squid helper, which swaps it on rebuild) evaluates inside this."""
+    token = _scoped.set(idx)
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
 
 
 def signals(event: Event, pack: CompiledPack) -> list[Signal]:
