@@ -4,13 +4,15 @@ The decision engine maps hit categories to the clauses of a city's acceptable-us
 policy; this package only detects. Entry points: :func:`scan_text`,
 :func:`normalise`, :data:`DETECTORS`, :func:`has_disclaimer`;
 :func:`scan_all` and :func:`select` split :func:`scan_text` in two (all hits, then the ones that count);
-:func:`scan_many` is :func:`scan_text` for many texts at once (posts and comments in bulk).
+:func:`scan_many` is :func:`scan_text` for many texts at once (posts and comments in bulk), and
+:func:`prepared` lets code that judges texts one at a time have them scanned in one batch first.
 """
 
 from __future__ import annotations
 
 from .hit import CATEGORIES, Detector, Hit
 from .normalise import Normalised, normalise, normalise_text
+from .prepared import prepared
 from .registry import (DEFAULT_DETECTION, DETECTORS, Setting, scan_all, scan_all_many, scan_many, scan_text, select,
                        warm_up)
 from .statements import has_disclaimer
@@ -25,6 +27,7 @@ __all__ = [
     "has_disclaimer",
     "normalise",
     "normalise_text",
+    "prepared",
     "scan_all",
     "scan_all_many",
     "scan_many",

@@ -100,20 +100,46 @@ def _scrub(s: str) -> str:
     return s
 
 
+#: Texts up to this long have their cleanness remembered (the last one only: the hits of one text are built
+#: together); a longer text's pieces are scrubbed one by one, which costs less than looking at all of it.
+_CLEAN_MEMO_MAX = 1000
+_CLEAN_MEMO: list[tuple[str, bool]] = [("", True)]
+
+
+def _as_is(s: str) -> str:
+    return s
+
+
+def _clean(text: str) -> bool:
+    """Whether :func:`_scrub` leaves ``text`` and every piece of it as they are (short texts only)."""
+    if len(text) > _CLEAN_MEMO_MAX:
+        return False
+    last = _CLEAN_MEMO[0]
+    if last[0] is text:
+        return last[1]
+    # no whitespace to squeeze and no long number to mask: _scrub returns the text itself, and any piece
+    # of it too (a number a piece holds is a number of the text, the pattern looks at nothing around it)
+    clean = "  " not in text and text.isprintable() and _LONG_NUMBER.search(text) is None
+    _CLEAN_MEMO[0] = (text, clean)
+    return clean
+
+
 def excerpt(text: str, start: int, end: int, width: int = EVIDENCE_MAX) -> str:
     """A one-line excerpt of ``text[start:end]`` with context, at most ``width`` chars.
 
     Runs of five or more digits are masked but for their last four.
     """
+    clean = _clean(text)  # then every piece of it is clean too: nothing to scrub
     if len(text) <= width and start < end and not text[start].isspace() and not text[end - 1].isspace():
-        if _scrub(text) is text:  # a short, clean text (a post, a subject): the excerpt is all of it
+        if clean or _scrub(text) is text:  # a short, clean text (a post, a subject): the excerpt is all of it
             return text.strip()
-    core = _scrub(text[start:end]).strip()
+    scrub = _as_is if clean else _scrub
+    core = scrub(text[start:end]).strip()
     if len(core) >= width:
         return core[: width - 3] + "..."
     room = width - len(core)
-    left = _scrub(text[max(0, start - room) : start]).lstrip()
-    right = _scrub(text[end : end + room]).rstrip()
+    left = scrub(text[max(0, start - room) : start]).lstrip()
+    right = scrub(text[end : end + room]).rstrip()
     left_room = room // 2
     right_room = room - left_room
     if len(right) < right_room:

@@ -128,6 +128,8 @@ class Normalised:
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Map a normalised span ``[start, end)`` to the original text."""
+        if self._base is None and self._tokens is None and self.text is self._repaired:
+            return start, (end if end < len(self.text) else len(self.original))  # nothing moved: the same offsets
         ostart = self.to_original(start)
         if end >= len(self.text):
             return ostart, len(self.original)

@@ -12,23 +12,28 @@ overrides).
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 from .confidential import CONFIDENTIAL
 from .copyright import COPYRIGHT
 from .defamation import DEFAMATION
-from . import features
+from . import batch, features
 from .harassment import HARASSMENT_PATTERN
 from .classifier import OFFENSIVE_CLASSIFIER, load_model
 from .hit import Detector, Hit
 from .lexicon import PROFANITY, SEXUAL, SLURS, THREATS
 from .links import LINK_SHORTENER
+from .malware import _MARK as EICAR_MARK
 from .malware import EICAR_DETECTOR
 from .matcher import shared_pass
-from .normalise import Normalised, normalise_text
+from .normalise import Normalised, _fold_char, normalise_text
 from .phi import PHI
+from .prepared import prepared_hits
 from .pii import PII_BANK, PII_CARD, PII_DOB, PII_LICENCE, PII_SSN
 from .pii_contact import PII_CONTACT
 from .police import POLICE_REPORT
@@ -103,9 +108,11 @@ def scan_text(text: str, *, where: str = "body",
     recorded for the caller and does not change what is detected. ``detection``
     (category -> setting) overrides :data:`DEFAULT_DETECTION` for the categories
     it names. A detector that fails is logged and skipped: this function does not
-    raise on any str.
+    raise on any str. Inside ``with prepared(texts):`` (:mod:`.prepared`) a prepared text's hits come
+    from that batch.
     """
-    return select(scan_all(text, where=where), detection)
+    hits = prepared_hits(text) if isinstance(text, str) else None
+    return select(scan_all(text, where=where) if hits is None else hits, detection)
 
 
 def scan_many(texts: Sequence[str], *, where: str = "body",
@@ -127,7 +134,7 @@ def scan_all_many(texts: Sequence[str], *, where: str = "body", refine: bool = T
     for text in texts:
         if not isinstance(text, str):
             raise TypeError(f"scan_text expects str, not {type(text).__name__}")
-    staged = [_detect(text, where) for text in texts]
+    staged = _detect_many(texts, where) if len(texts) > 1 else [_detect(text, where) for text in texts]
     if refine:
         _refine_all(staged, where)
     out: list[list[Hit]] = []
@@ -150,9 +157,31 @@ def _detect(text: str, where: str) -> tuple[Normalised | None, list[Hit]]:
     except Exception:  # pragma: no cover - defensive: a text must never stop the scan
         log.exception("normalisation failed (where=%s)", where)
         return None, []
+    return norm, _run(text, norm, where)
+
+
+def _detect_many(texts: Sequence[str], where: str) -> list[tuple[Normalised | None, list[Hit]]]:
+    """:func:`_detect` of each text, with normalisation and the shared phrase pass done for the whole
+    batch at once (:mod:`.batch`); the detectors then run text by text as for one text."""
+    try:
+        norms = iter(batch.normalise_many([t for t in texts if t]))
+        normed = [next(norms) if t else None for t in texts]
+        batch.shared_pass_many(normed)
+    except Exception:  # pragma: no cover - defensive: fall back to one text at a time
+        log.exception("batch normalisation failed (where=%s)", where)
+        return [_detect(text, where) for text in texts]
+    plan = _plan()[0]
+    eicar = next(k for k, (d, _) in enumerate(plan) if d is EICAR_DETECTOR)
+    # the test file's marker in no text: nobody needs to look for it text by text
+    skip = frozenset() if any(EICAR_MARK in t for t in texts) else frozenset({eicar})
+    return [(norm, _run(text, norm, where, skip) if norm is not None else []) for text, norm in zip(texts, normed)]
+
+
+def _run(text: str, norm: Normalised, where: str, skip: frozenset[int] = frozenset()) -> list[Hit]:
+    """The hits of every detector that can fire on ``text`` (``skip``: plan positions known not to)."""
     hits: list[Hit] = []
     plan, always, by_index = _plan()
-    run = set(always)
+    run = set(always) - skip if skip else set(always)
     for i in shared_pass(norm):
         run.update(by_index.get(i, ()))  # the detectors one of whose words or trigger phrases is in the text
     digits = -1
@@ -167,16 +196,19 @@ def _detect(text: str, where: str) -> tuple[Normalised | None, list[Hit]]:
             hits.extend(detector.scan(text, norm))
         except Exception:  # pragma: no cover - defensive
             log.exception("detector %s failed (where=%s)", detector.name, where)
-    return norm, hits
+    return hits
 
 
 def _refine_all(staged: list[tuple[Normalised | None, list[Hit]]], where: str) -> None:
     """Let the classifier refine each text's hits in place; its windows are scored in one batch."""
     jobs: list[tuple[int, Normalised, list[tuple[int, int, frozenset[str]]]]] = []
     wanted: dict[str, None] = {}
+    groups_index = HARASSMENT_PATTERN.index.id
     for k, (norm, hits) in enumerate(staged):
         if norm is None:
             continue
+        if groups_index not in shared_pass(norm) and not any(h.detector == SLURS.name for h in hits):
+            continue  # no protected-class group and no slur: the classifier has nothing to look at
         try:
             groups = protected_groups(norm)
             windows = OFFENSIVE_CLASSIFIER.windows(norm, hits, groups)
@@ -211,6 +243,7 @@ def _refine_all(staged: list[tuple[Normalised | None, list[Hit]]], where: str) -
 _Plan = tuple[list[tuple[Detector, int]], frozenset[int], dict[int, tuple[int, ...]]]
 _PLAN: list[_Plan] = []
 _DIGITS = "0123456789"
+_DIGIT_BYTES = _DIGITS.encode("ascii")
 
 
 def _plan() -> _Plan:
@@ -239,11 +272,23 @@ def _plan() -> _Plan:
 
 
 def count_digits(text: str) -> int:
-    """ASCII digits in ``text``; a large number when it holds any other character, because the detectors'
-    ``\\d`` also matches other scripts' digits."""
-    if not text.isascii():
-        return 1 << 30
-    return sum(map(text.count, _DIGITS))
+    """The digits a detector could find in ``text``: its ASCII digits plus, for each other character, the
+    most digits it can stand for in any form a detector reads (``\\d`` matches other scripts' digits,
+    NFKC turns "４" or "①" into "1", the look-alike folding reads Cyrillic "з" as "3")."""
+    if text.isascii():
+        return len(text) - len(text.encode("ascii").translate(None, _DIGIT_BYTES))
+    ascii_digits = sum(map(text.count, _DIGITS))
+    return ascii_digits + sum(_digit_value(c) for run in _NON_ASCII.findall(text) for c in run)
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+@lru_cache(maxsize=8192)
+def _digit_value(c: str) -> int:
+    """How many digits one non-ASCII character may become: in itself, after NFKC, after folding."""
+    views = (c, unicodedata.normalize("NFKC", c), _fold_char(c))
+    return max(sum(1 for x in v if x.isnumeric() or x.isdigit() or x.isdecimal()) for v in views)
 
 
 def protected_groups(norm: Normalised) -> list[tuple[int, int, frozenset[str]]]:

@@ -1,11 +1,13 @@
 """`civicaup check mail|url|software|hardware|post|posts`: one event in, one Decision out (exit 0 whatever it is)."""
 from __future__ import annotations
 
+import gc
 from typing import Any, Optional
 
 import typer
 
 from civicaup.channels import events
+from civicaup.detect import prepared, warm_up
 from civicaup.engine.evaluate import evaluate
 from civicaup.errors import InputError
 from civicaup.interfaces.cli.jsonl import finish, run_lines
@@ -72,7 +74,19 @@ def posts(file: str = typer.Argument(..., metavar="FILE.jsonl", help="one {\"id\
           policy: str = POLICY) -> None:
     """Batch: one {"id","decision"} a line out; a bad line gives {"id","error"} and exit 2 at the end."""
     pack = get_pack(policy)
+    # The word lists, automata and model are some 400,000 objects that live as long as the command: keep them
+    # out of the cyclic collector's way while it runs (a full collection walking them costs about as much as
+    # scanning a thousand posts), as the Squid helper does for its caches; undone at the end for a caller
+    # that runs the command in its own process.
+    warm_up()
+    gc.freeze()
+    try:
+        _posts(file, pack)
+    finally:
+        gc.unfreeze()
 
+
+def _posts(file: str, pack: Any) -> None:
     def check_one(n: int, item: Any) -> dict[str, Any]:
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
             raise InputError(f"line {n}: needs an object with a string \"text\"")
@@ -80,7 +94,10 @@ def posts(file: str = typer.Argument(..., metavar="FILE.jsonl", help="one {\"id\
                                at=item.get("at") if isinstance(item.get("at"), str) else None)
         return {"id": item.get("id"), "decision": evaluate(ev, pack).to_json()}
 
-    finish(run_lines(file, check_one, id_of=_post_id), "checked")
+    def prepare(items: list[Any]) -> Any:  # each chunk's texts scanned in one batch: the same decisions, faster
+        return prepared(item["text"] for item in items if isinstance(item, dict) and isinstance(item.get("text"), str))
+
+    finish(run_lines(file, check_one, id_of=_post_id, prepare=prepare), "checked")
 
 
 def _post_id(item: Any) -> Any:
