@@ -32,7 +32,7 @@ def _logging(level: Optional[str]) -> None:
 def _gateway(policy: str, *, budget: float, next_hop: str, channel: str, workers: int, journal: bool,
              journal_dir: Optional[str], journal_fsync: bool):  # type: ignore[no-untyped-def]
     from civicaup.channels.mail.delivery import parse_hop
-    from civicaup.channels.mail.gateway import MailGateway
+    from civicaup.channels.mail.gateway import MailGateway, warm_up
     from civicaup.channels.mail.journal import MaildirJournal, NullJournal
     from civicaup.errors import InputError
     from civicaup.policy.registry import get_pack
@@ -44,8 +44,11 @@ def _gateway(policy: str, *, budget: float, next_hop: str, channel: str, workers
     parse_hop(next_hop)
     store = open_store()
     sink = MaildirJournal(journal_dir, fsync=journal_fsync) if journal else NullJournal()
-    return MailGateway(policy, store=store, journal=sink, budget=budget, next_hop=next_hop, channel=channel,
-                       workers=workers)
+    gw = MailGateway(policy, store=store, journal=sink, budget=budget, next_hop=next_hop, channel=channel,
+                     workers=workers)
+    if workers == 0:  # decisions in this process: load what they need before the first message, not during it
+        warm_up(policy, gw.pack)
+    return gw
 
 
 def milter(policy: str = POLICY,
