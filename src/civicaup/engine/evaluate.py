@@ -13,13 +13,15 @@ from civicaup.policy.compile import CompiledPack
 from civicaup.policy.schema import Rule
 
 
-def evaluate(event: Event, pack: CompiledPack, *, count: bool = True) -> Decision:
+def evaluate(event: Event, pack: CompiledPack, *, count: bool = True, observe: bool = True) -> Decision:
     """Run every rule of the pack for the event's channel; most severe finding wins. Every adapter decides
     through here, so here the decision is counted and timed for /metrics (``count=False``: the caller counts
-    its answers itself, as the Squid helper does with its cached ones; the time is still observed)."""
+    its answers itself, as the Squid helper does with its cached ones; the time is still observed;
+    ``observe=False``: neither, for a filter's warm-up decision, which is no decision on real traffic)."""
     start = perf_counter()
     decision = _decide(event, pack)
-    metrics.decided(decision, perf_counter() - start, count=count)
+    if observe:
+        metrics.decided(decision, perf_counter() - start, count=count)
     return decision
 
 

@@ -153,11 +153,11 @@ def current_pack(policy: str) -> Any:
 
 def decide(policy: str, source: bytes | str, actor: Actor, sender: str, recipients: tuple[str, ...],
            staff: frozenset[tuple[str, str]], at: datetime | None = None,
-           grants: frozenset[str] = frozenset(), pack: Any = None) -> Decision:
+           grants: frozenset[str] = frozenset(), pack: Any = None, observe: bool = True) -> Decision:
     """Parse and evaluate one message. `source` is the message bytes or the path of the spooled file; `grants`
     the rule ids the sender holds a current exemption for. A pure function of its arguments (no store access),
     so it runs in a thread or another process. `pack`: the compiled pack (in a thread); None in a decision
-    process, which decides with the pack its pool was started with."""
+    process, which decides with the pack its pool was started with. `observe=False`: not counted in /metrics."""
     pack = pack if pack is not None else current_pack(policy)
     if isinstance(source, (bytes, bytearray)):
         from civicaup.channels.mail.mime import parse_mail
@@ -167,7 +167,7 @@ def decide(policy: str, source: bytes | str, actor: Actor, sender: str, recipien
     when = (at or datetime.now(timezone.utc)).astimezone(pack.tz)
     event = MailEvent(actor=actor, at=when, mail=mail, sender=sender, recipients=recipients, staff_names=staff,
                       granted_exemptions=grants)
-    return evaluate(event, pack)
+    return evaluate(event, pack, observe=observe)
 
 
 def _warm(policy: str, pack: Any = None) -> None:
@@ -191,7 +191,7 @@ def warm_up(policy: str, pack: Any = None) -> None:
 
     try:
         decide(policy, WARM_MESSAGE, Actor(email="warm-up@localhost"), "warm-up@localhost", ("warm-up@localhost",),
-               frozenset(), None, frozenset(), pack)
+               frozenset(), None, frozenset(), pack, observe=False)
     except Exception as exc:  # noqa: BLE001 - a real message will meet (and tempfail on) the same problem
         log.warning("warm-up decision failed: %s", type(exc).__name__)
     gc.freeze()
