@@ -287,7 +287,7 @@ def report(label: str, engine, runs: list[dict[str, float]],  # type: ignore[no-
             r["imported"] / r["cpu"] for r in base)
         print(f"    this checkout / baseline (medians of {len(runs)} alternating rounds): {wall:.2f}x messages/s, "
               f"{cpu:.2f}x messages per CPU-second")
-    print(f"    database: {db / n:,.0f} bytes/message ({db / 2**20:,.0f} MiB); originals (segments, zlib): "
+    print(f"    database: {db / n:,.0f} bytes/message ({db / 2**20:,.0f} MiB); originals (segments, Zstandard): "
           f"{originals / n:,.0f} bytes/message; mean message {mean_size:,.0f} bytes")
     run_searches(engine, staff_of(engine), seed)
 

@@ -4,7 +4,6 @@ and removing them (retention only). Messages come in through civicaup.records.in
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, select
 
 from civicaup.errors import InputError
-from civicaup.records import blobs
+from civicaup.records import blobs, packing
 from civicaup.records.ingest import (Added, ImportReport, add_message, assigner_for, import_items,  # noqa: F401
                                      import_paths)
 from civicaup.records.keys import date_key, message_key  # noqa: F401
@@ -208,7 +207,7 @@ def _delete_rows(conn: Connection, ids: list[int]) -> list[str]:
             fts = []
             for r in rows:
                 if r.text_z is not None:
-                    subject, _, body = zlib.decompress(r.text_z).decode("utf-8").partition("\x00")
+                    subject, body = packing.unpack_text(r.text_z)
                     fts.append((r.id, subject, body))
             if fts:
                 conn.exec_driver_sql("INSERT INTO archive_fts(archive_fts, rowid, subject, body) "

@@ -17,7 +17,6 @@ import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from civicaup.errors import InputError
 from civicaup.operations import metrics
-from civicaup.records import blobs, segments
+from civicaup.records import blobs, packing, segments
 from civicaup.records.extract import Extracted, extract
 from civicaup.records.keys import allocate, message_key
 from civicaup.records.segments import Location
@@ -134,7 +133,7 @@ def prepare(ex: Extracted, source: str, assigner: Assigner, keep_text: bool) -> 
     return Prepared(source[:1000], ex.sha256, ex.size, ex.message_id, ex.date, ex.date_source, ex.from_addr,
                     ex.from_name, ", ".join(ex.to), ", ".join(ex.cc), ex.subject, "\n".join(ex.attachments),
                     series, by,
-                    zlib.compress(f"{ex.subject}\x00{ex.body}".encode("utf-8"), 1) if keep_text else None,
+                    packing.pack_text(ex.subject, ex.body) if keep_text else None,
                     tuple(addrs.values()), tuple(n.lower()[:255] for n in ex.attachments),
                     # PostgreSQL's parser keeps URLs, addresses and paths whole; split them as FTS5 does
                     ex.body if keep_text else _PG_SEPARATORS.sub(" ", ex.body))

@@ -4,7 +4,8 @@ A segment is one file, $CIVICAUP_HOME/archive/segments/<id, 8 digits>.seg, that 
 header and then holds records back to back. A record is
 
     header   52 bytes   magic "CVAR", flags, payload length, original size, SHA-256 of the original, CRC-32
-    payload  n bytes    the original bytes, or (flag COMPRESSED) their zlib stream
+    payload  n bytes    the original bytes, or (flag ZSTD) their Zstandard frame, or (flag COMPRESSED,
+                        written by earlier versions) their zlib stream
     trailer   8 bytes   the record's total length and "CVAE", so a writer finds the last record from the end
 
 The database keeps where each original is (segment, offset, payload length, SHA-256); a read takes the
@@ -35,6 +36,7 @@ from typing import Iterator, NamedTuple
 
 from civicaup.durable import fsync_dir
 from civicaup.errors import CivicaupError
+from civicaup.records import packing
 
 FILE_MAGIC = b"civicaup-seg-v1\n"  # 16 bytes
 HEADER = struct.Struct(">4sB3xII32sI")  # magic, flags, payload length, original size, sha256, crc32 of the rest
@@ -42,8 +44,10 @@ TRAILER = struct.Struct(">I4s")  # total record length, magic
 RECORD_MAGIC, TRAILER_MAGIC = b"CVAR", b"CVAE"
 OVERHEAD = HEADER.size + TRAILER.size
 
-COMPRESSED = 0x01
+COMPRESSED = 0x01  # zlib (earlier versions); read, never written
 DISPOSED = 0x02
+ZSTD = 0x04  # Zstandard, see civicaup.records.packing
+CODECS = COMPRESSED | ZSTD
 
 SEGMENT_BYTES = 64 << 20  # a segment is closed once it reaches this size (one larger record may pass it)
 COMPRESS_ABOVE = 1024  # smaller originals are stored as they are
@@ -71,16 +75,23 @@ class Entry(NamedTuple):
 
 
 def encode(raw: bytes) -> tuple[bytes, int]:
-    """The payload to store for `raw` and its flags: zlib (fast level) when that saves at least a tenth."""
+    """The payload to store for `raw` and its flags: Zstandard (fast level) when that saves at least a tenth."""
     if len(raw) > COMPRESS_ABOVE:
-        packed = zlib.compress(raw, 1)
+        packed = packing.compress(raw)
         if len(packed) < len(raw) * 0.9:
-            return packed, COMPRESSED
+            return packed, ZSTD
     return raw, 0
 
 
 def decode(payload: bytes, flags: int) -> bytes:
+    """The original bytes of a payload; raises one of packing.ERRORS if it does not decompress."""
+    if flags & ZSTD:
+        return packing.decompress(payload) if payload[:4] == packing.ZSTD_MAGIC else _not_zstd()
     return zlib.decompress(payload) if flags & COMPRESSED else payload
+
+
+def _not_zstd() -> bytes:
+    raise zlib.error("not a Zstandard frame")
 
 
 def _header(sha256: str, flags: int, length: int, size: int) -> bytes:
@@ -210,7 +221,7 @@ class Writer:
             self._open_segment()
         assert self._cur is not None
         offset = self._end
-        self._pending.append(_header(sha256, flags & COMPRESSED, len(payload), size))
+        self._pending.append(_header(sha256, flags & CODECS, len(payload), size))
         self._pending.append(payload)
         self._pending.append(TRAILER.pack(total, TRAILER_MAGIC))
         self._end += total
@@ -292,7 +303,7 @@ def read_record(root: Path, loc: Location, sha256: str, *, payload_only: bool = 
     payload = data[HEADER.size:]
     try:
         raw = decode(payload, flags)
-    except zlib.error:
+    except packing.ERRORS:
         raise BlobError(f"the original of record {ref} fails its hash check (altered or damaged)") from None
     if len(raw) != size or hashlib.sha256(raw).hexdigest() != sha256:
         raise BlobError(f"the original of record {ref} fails its hash check (altered or damaged)")

@@ -43,7 +43,7 @@ archive_messages = Table(
     Column("decision", JSON, nullable=True),
     Column("series", String(64), nullable=False),  # retention series id from the state's schedule
     Column("series_by", String(400), nullable=False, default=""),  # "rule:<id>", "default" or "clerk:<email>"
-    Column("text_z", LargeBinary, nullable=True),  # SQLite: the indexed text, zlib, to remove it from FTS5 exactly
+    Column("text_z", LargeBinary, nullable=True),  # SQLite: the indexed text (records.packing), to remove it from FTS5 exactly
     Column("imported_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("policy", "sha256", name="uq_archive_policy_sha256"),
 )
