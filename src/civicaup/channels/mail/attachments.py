@@ -160,9 +160,12 @@ def decode_text(data: bytes, charset: str | None) -> tuple[str, str | None]:
 
 # ---------------------------------------------------------------- HTML
 
-_BLOCK_TAG = re.compile(r"<(?:br|/?(?:p|div|tr|li|h[1-6]|table|blockquote|pre|ul|ol|dl|dt|dd|hr|title|section"
-                        r"|article|header|footer|center|form))\b", re.IGNORECASE)
-_CELL_TAG = re.compile(r"<t[dh]\b", re.IGNORECASE)
+# The "<" of a block or cell tag: a line break (a space) goes before it. Matching the "<" alone, with the tag
+# name in a look-ahead, makes the replacement a literal ("\n<"), which is a third faster than re-inserting the
+# whole match through a template, with the same output.
+_BLOCK_TAG = re.compile(r"<(?=br\b|/?(?:p|div|tr|li|h[1-6]|table|blockquote|pre|ul|ol|dl|dt|dd|hr|title|section"
+                        r"|article|header|footer|center|form)\b)", re.IGNORECASE)
+_CELL_TAG = re.compile(r"<(?=t[dh]\b)", re.IGNORECASE)
 _ANY_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)")
 _FLAT_TAGS = {"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "embed", "param", "source",
               "track", "wbr", "p", "li", "td", "th", "tr", "option", "dt", "dd"}
@@ -176,7 +179,7 @@ _NEWLINES = re.compile(r"\n{2,}")
 
 
 def _tidy(text: str, *, blank_lines: bool = True) -> str:
-    lines = (line.strip() for line in _HSPACE.sub(" ", text.replace("\x00", "")).split("\n"))
+    lines = map(str.strip, _HSPACE.sub(" ", text.replace("\x00", "")).split("\n"))
     return (_BLANKS if blank_lines else _NEWLINES).sub("\n\n" if blank_lines else "\n", "\n".join(lines)).strip()
 
 
@@ -218,7 +221,7 @@ def html_to_text(markup: str, *, cap: int = 2_000_000) -> str:
     markup = markup[:cap]
     if not markup.strip():
         return ""
-    prepared = _CELL_TAG.sub(r" \g<0>", _BLOCK_TAG.sub("\n\\g<0>", markup))
+    prepared = _CELL_TAG.sub(" <", _BLOCK_TAG.sub("\n<", markup))
     if prepared.count("<") > 2000 and _too_deep(prepared):
         return _html_fallback(prepared)
     try:
