@@ -7,7 +7,7 @@ UT1    ?= $(CURDIR)/../shared/data/ut1
 
 .PHONY: demo test install index clean
 
-$(BIN)/civicaup: pyproject.toml
+$(BIN)/civicaup: pyproject.toml setup.py src/civicaup/channels/web/_fastpath.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'

@@ -13,7 +13,9 @@
    of the deciding process: "per core"), peak memory, recall on listed hosts / subdomains / paths and
    false positives on unlisted hosts, and the ratios. The helper sees the stream cold (every URL new to
    its caches), then its last 50,000 URLs again (answered from its cache), then a stream where URLs
-   repeat as in real traffic (Zipf-like popularity over the same URLs).
+   repeat as in real traffic (Zipf-like popularity over the same URLs). It does so twice in the same run:
+   with the compiled per-line path (``_fastpath``) and with ``CIVICAUP_PURE_PYTHON=1``, and says whether
+   the answers were identical.
 3. Builds an index from N synthetic domains (seeded) and prints build time and peak memory, file size,
    resident memory of the loaded index (total and per domain) and the look-up rate.
 
@@ -274,10 +276,29 @@ def squidguard_setup(ut1: Path, tmp: Path) -> Path | None:
     return conf
 
 
-def bench_helpers(index: Path, sg_conf: Path | None, stream: Stream, zipf: Stream, tmp: Path) -> None:
-    home = tmp / "home"
+@dataclass
+class Ours:
+    """One civicaup helper run over the three streams."""
+
+    label: str
+    cold: Run
+    again: Run
+    real: Run
+    writer_cpu: float
+    entries: int
+    peak: float
+    rss: float
+    listed: list[bool]
+    answers: list[bytes]
+
+
+def run_ours(index: Path, stream: Stream, zipf: Stream, home: Path, pure: bool) -> Ours:
+    """civicaup squid-helper over the cold, again and Zipf streams; *pure*: CIVICAUP_PURE_PYTHON=1."""
     home.mkdir()
     env = {**os.environ, "CIVICAUP_HOME": str(home), "CIVICAUP_FAKE_NOW": WORK_TIME}
+    env.pop("CIVICAUP_PURE_PYTHON", None)
+    if pure:
+        env["CIVICAUP_PURE_PYTHON"] = "1"
     n = len(stream.urls)
     ours = Driver([CIVICAUP, "squid-helper", "--policy", "kirkwood-mo", "--index", str(index)], env,
                   b"0 http://warm-up.example/ - 10.0.0.1 GET -\n")  # default cache size (131,072 answers)
@@ -285,27 +306,42 @@ def bench_helpers(index: Path, sg_conf: Path | None, stream: Stream, zipf: Strea
     m = min(n, 50_000)  # the most recent URLs again: within the default cache, answered from it
     again = ours.feed(civicaup_lines(stream.urls[-m:]), m)
     real = ours.feed(civicaup_lines(zipf.urls), len(zipf.urls))
-    ours_peak, ours_rss = ours.peak_mb(), ours.rss_mb()
+    peak, rss = ours.peak_mb(), ours.rss_mb()
     time.sleep(2.5)  # the audit writer writes every second
     writer_cpu = sum(cpu_seconds(k) for k in children(ours.proc.pid))
     ours.close()
-    entries = audit_count(home / "civicaup.db")
-    ours_listed = civicaup_listed(cold.answers, n)
-    decided = {"ERR": sum(a.split(b" ", 2)[1] == b"ERR" for a in cold.answers)}
+    return Ours("pure Python" if pure else "compiled", cold, again, real, writer_cpu,
+                audit_count(home / "civicaup.db"), peak, rss, civicaup_listed(cold.answers, n), cold.answers)
+
+
+def bench_helpers(index: Path, sg_conf: Path | None, stream: Stream, zipf: Stream, tmp: Path) -> None:
+    n = len(stream.urls)
+    m = min(n, 50_000)
+    runs = [run_ours(index, stream, zipf, tmp / "home-compiled", pure=False),
+            run_ours(index, stream, zipf, tmp / "home-pure", pure=True)]
+    ours, pure = runs
     print(f"\nURL stream: {n:,} requests ({', '.join(f'{k} {stream.kinds.count(k):,}' for k in sorted(set(stream.kinds)))})")
-    print(f"civicaup squid-helper (Kirkwood policy, working hours; {decided['ERR']:,} refused):")
-    for label, r, count in (("cold", cold, n), ("again", again, m), ("zipf", real, len(zipf.urls))):
-        print(f"  {label:5}: {count / r.wall:>10,.0f} decisions/s wall, {count / max(r.cpu, 1e-9):>10,.0f} per CPU-second "
-              "of the helper")
-    print(f"  audit: {entries:,} entries written (non-allow decisions, repeats within a second merged) by the "
-          f"writer process in {writer_cpu:.1f} CPU-s")
-    total = n + m + len(zipf.urls)
-    print(f"  all three streams, helper and audit writer together: "
-          f"{total / (cold.cpu + again.cpu + real.cpu + writer_cpu):,.0f} decisions per CPU-second")
-    print(f"  memory: peak {ours_peak:.0f} MB, resident at the end {ours_rss:.0f} MB (index mmapped, answers cached)")
-    rc = recall(stream, ours_listed)
-    print("  recall: " + ", ".join(f"{k} {v:.2%}" for k, v in rc.items() if k != "unlisted")
-          + f"; false positives on unlisted hosts {rc['unlisted']:.2%}")
+    for r in runs:
+        refused = sum(a.split(b" ", 2)[1] == b"ERR" for a in r.answers)
+        print(f"civicaup squid-helper, {r.label} per-line path (Kirkwood policy, working hours; {refused:,} refused; "
+              f"load average {os.getloadavg()[0]:.1f}):")
+        for label, run, count in (("cold", r.cold, n), ("again", r.again, m), ("zipf", r.real, len(zipf.urls))):
+            print(f"  {label:5}: {count / run.wall:>10,.0f} decisions/s wall, {count / max(run.cpu, 1e-9):>10,.0f} "
+                  "per CPU-second of the helper")
+        print(f"  audit: {r.entries:,} entries written (non-allow decisions, repeats within a second merged) by the "
+              f"writer process in {r.writer_cpu:.1f} CPU-s")
+        total = n + m + len(zipf.urls)
+        print(f"  all three streams, helper and audit writer together: "
+              f"{total / (r.cold.cpu + r.again.cpu + r.real.cpu + r.writer_cpu):,.0f} decisions per CPU-second")
+        print(f"  memory: peak {r.peak:.0f} MB, resident at the end {r.rss:.0f} MB (index mmapped, answers cached)")
+        rc = recall(stream, r.listed)
+        print("  recall: " + ", ".join(f"{k} {v:.2%}" for k, v in rc.items() if k != "unlisted")
+              + f"; false positives on unlisted hosts {rc['unlisted']:.2%}")
+    same = ours.answers == pure.answers
+    print(f"compiled / pure Python per CPU-second: cold {pure.cold.cpu / ours.cold.cpu:.2f}, again "
+          f"{pure.again.cpu / ours.again.cpu:.2f}, zipf {pure.real.cpu / ours.real.cpu:.2f}; "
+          f"answers {'identical' if same else 'DIFFERENT'}, audit entries {ours.entries:,} / {pure.entries:,}")
+    cold, again, real, ours_peak, ours_listed = ours.cold, ours.again, ours.real, ours.peak, ours.listed
     if sg_conf is None:
         return
     sg = Driver([shutil.which("squidGuard") or "squidGuard", "-c", str(sg_conf)], dict(os.environ),
@@ -323,7 +359,7 @@ def bench_helpers(index: Path, sg_conf: Path | None, stream: Stream, zipf: Strea
     rs = recall(stream, sg_listed)
     print("  recall: " + ", ".join(f"{k} {v:.2%}" for k, v in rs.items() if k != "unlisted")
           + f"; false positives on unlisted hosts {rs['unlisted']:.2%}")
-    print("ratios civicaup / squidGuard (per CPU-second): "
+    print("ratios civicaup (compiled path) / squidGuard (per CPU-second): "
           f"cold {(n / cold.cpu) / (n / theirs.cpu):.2f}, again {(m / again.cpu) / (n / theirs.cpu):.2f}, "
           f"zipf {(len(zipf.urls) / real.cpu) / (len(zipf.urls) / sg_real.cpu):.2f}; wall: cold "
           f"{theirs.wall / cold.wall:.2f}, zipf {sg_real.wall / real.wall:.2f}; peak memory {ours_peak / sg_peak:.1f}x")
@@ -368,6 +404,22 @@ def bench_synthetic(n: int, seed: int, tmp: Path) -> None:
     print(f"  loaded: RSS +{(loaded - base) / 1024:.1f} MB = {(loaded - base) * 1024 / n:.1f} bytes a domain "
           f"(after {len(qs):,} look-ups: +{(after - base) / 1024:.1f} MB = {(after - base) * 1024 / n:.1f} bytes a domain)")
     print(f"  look-ups (normalise + lookup): {rate:,.0f}/s; {hits:,.0f} of {len(qs):,} listed")
+    for pure in (False, True):  # the same queries through the helper protocol, both per-line paths
+        home = tmp / f"home-synthetic-{'pure' if pure else 'compiled'}"
+        home.mkdir()
+        env = {**os.environ, "CIVICAUP_HOME": str(home), "CIVICAUP_FAKE_NOW": WORK_TIME}
+        env.pop("CIVICAUP_PURE_PYTHON", None)
+        if pure:
+            env["CIVICAUP_PURE_PYTHON"] = "1"
+        helper = Driver([CIVICAUP, "squid-helper", "--policy", "kirkwood-mo", "--index", str(out)], env,
+                        b"0 http://warm-up.example/ - 10.0.0.1 GET -\n")
+        r = helper.feed(civicaup_lines(qs), len(qs))
+        peak = helper.peak_mb()
+        helper.close()
+        listed = sum(civicaup_listed(r.answers, len(qs)))
+        print(f"  squid-helper, {'pure Python' if pure else 'compiled'} path: {len(qs) / max(r.cpu, 1e-9):,.0f} "
+              f"decisions per CPU-second (load average {os.getloadavg()[0]:.1f}), {listed:,} of {len(qs):,} listed, "
+              f"peak RSS {peak:.0f} MB")
 
 
 PROBE = """

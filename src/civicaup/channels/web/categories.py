@@ -67,7 +67,8 @@ class LookupTables:
     ``urls`` holds ``host/path?query`` entries; ``domain_sets[key id]`` / ``url_sets[key id]`` is a set id and
     ``set_matches[set id]`` the ``(category, list name)`` pairs of the lists holding the key, as built (before
     any pack remapping). ``url_hosts`` is the hosts that have URL entries: a URL whose host is not among them
-    needs no URL look-up."""
+    needs no URL look-up. ``domain_hashes`` and ``url_hashes`` are the same keys' hash tables (:mod:`keyhash`,
+    seeds ``hash_seeds``) for the compiled helper path, None for a format-version-1 file."""
 
     domains: marisa_trie.Trie
     domain_sets: Sequence[int]
@@ -75,6 +76,9 @@ class LookupTables:
     url_sets: Sequence[int]
     set_matches: Sequence[tuple[tuple[str, str], ...]]
     url_hosts: frozenset[str]
+    domain_hashes: memoryview | None = None
+    url_hashes: memoryview | None = None
+    hash_seeds: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,8 @@ class CategoryIndex:
             data = self._data
             url_hosts = frozenset(_entry_host(k) for k in data.urls.keys()) if self._has_urls else frozenset()
             self._tables = LookupTables(data.domains, data.domain_sets, data.urls, data.url_sets,
-                                        tuple(self._set_matches), url_hosts)
+                                        tuple(self._set_matches), url_hosts, data.domain_hashes, data.url_hashes,
+                                        data.hash_seeds)
         return self._tables
 
     def categories(self) -> set[str]:

@@ -3,7 +3,7 @@
 Layout (all integers little-endian)::
 
     b"CAUPIDX\\0"  u32 header length  u32 header CRC-32   JSON header   padding to 8
-    payload: domains.trie  domains.sets  urls.trie  urls.sets   (each padded to 8)
+    payload: domains.trie  domains.sets  urls.trie  urls.sets  domains.hash  urls.hash   (each padded to 8)
 
 * ``domains.trie`` holds reversed host labels with a trailing dot (``com.example.www.``), so the
   prefixes of a reversed query host are exactly the listed host and its listed parent domains.
@@ -12,6 +12,11 @@ Layout (all integers little-endian)::
 * ``*.sets`` map a trie key id to a "set id" (uint16 or uint32); the header's ``sets`` table maps a
   set id to the source lists that hold the key. Real data has a few hundred distinct sets, so a key
   costs two bytes beyond the trie.
+
+* ``domains.hash`` and ``urls.hash`` (format version 2) are hash tables of the same keys with their set
+  ids, for the compiled Squid helper path (:mod:`civicaup.channels.web.keyhash`; the header's
+  ``hash_seeds`` are their seeds). Version-1 files (without them) are still read; the helper then decides
+  on its pure-Python path.
 
 The header carries a CRC-32 of the payload; a file that fails any check is refused whole.
 """
@@ -31,13 +36,16 @@ from pathlib import Path
 
 import marisa_trie
 
+from civicaup.channels.web import keyhash
 from civicaup.durable import fsync_dir as _fsync_dir
 from civicaup.errors import IndexError_
 
 MAGIC = b"CAUPIDX\x00"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 _FIXED = struct.Struct("<II")
-_SECTIONS = ("domains.trie", "domains.sets", "urls.trie", "urls.sets")
+_SECTIONS_V1 = ("domains.trie", "domains.sets", "urls.trie", "urls.sets")
+_SECTIONS = (*_SECTIONS_V1, "domains.hash", "urls.hash")
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,9 @@ class IndexData:
     url_sets: memoryview | array[int]
     header: dict[str, object]
     buffer: object  # the mmap or bytes the tries are mapped from; must outlive them
+    domain_hashes: memoryview | None = None  # keyhash tables, None in a version-1 file
+    url_hashes: memoryview | None = None
+    hash_seeds: tuple[int, int] = (0, 0)  # (domains, urls)
 
 
 def encode(lists: list[ListInfo], domains: Mapping[str, int], urls: Mapping[str, int],
@@ -68,14 +79,16 @@ def encode(lists: list[ListInfo], domains: Mapping[str, int], urls: Mapping[str,
     set_ids: dict[int, int] = {}
     tries: dict[str, bytes] = {}
     key_sets: dict[str, list[int]] = {}
+    hashed: dict[str, tuple[int, bytes]] = {}
     for name, table in (("domains", domains), ("urls", urls)):
         trie = marisa_trie.Trie(table.keys())
         ids = [0] * len(trie)
         for key, kid in trie.iteritems():
             ids[kid] = set_ids.setdefault(table[key], len(set_ids))
         tries[name], key_sets[name] = trie.tobytes(), ids
+        hashed[name] = keyhash.build_table(list(table), [set_ids[mask] for mask in table.values()])
     typecode = "H" if len(set_ids) <= 0xFFFF else "I"
-    sections: dict[str, bytes] = {}
+    sections: dict[str, bytes] = {f"{name}.hash": hashed[name][1] for name in ("domains", "urls")}
     for name in ("domains", "urls"):
         arr = array(typecode, key_sets.pop(name))
         if sys.byteorder != "little":
@@ -93,7 +106,8 @@ def encode(lists: list[ListInfo], domains: Mapping[str, int], urls: Mapping[str,
         pos += len(chunk)
     masks = sorted(set_ids, key=set_ids.__getitem__)
     header = dict(extra)
-    header.update(version=VERSION, typecode=typecode, payload_crc=crc, payload_len=pos, sections=offsets,
+    header.update(version=VERSION, typecode=typecode, hash_seeds=[hashed["domains"][0], hashed["urls"][0]],
+                  payload_crc=crc, payload_len=pos, sections=offsets,
                   lists=[[x.name, x.category] for x in lists],
                   sets=[[i for i in range(mask.bit_length()) if mask >> i & 1] for mask in masks])
     head = json.dumps(header, separators=(",", ":")).encode()
@@ -162,14 +176,15 @@ def _decode(buf: object, view: memoryview, where: str) -> IndexData:
     if len(head) != head_len or zlib.crc32(head) != head_crc:
         raise corrupt("header checksum mismatch")
     header = json.loads(bytes(head))
-    if header.get("version") != VERSION:
-        raise IndexError_(f"category index {where} has format version {header.get('version')}, "
-                          f"this civicaup reads {VERSION}; rebuild it")
+    version = header.get("version")
+    if version not in READABLE:
+        raise IndexError_(f"category index {where} has format version {version}, "
+                          f"this civicaup reads {', '.join(map(str, READABLE))}; rebuild it")
     payload = view[start + head_len:]
     if len(payload) != header["payload_len"] or zlib.crc32(payload) != header["payload_crc"]:
         raise corrupt("truncated or damaged payload")
     parts: dict[str, memoryview] = {}
-    for name in _SECTIONS:
+    for name in _SECTIONS if version >= 2 else _SECTIONS_V1:
         offset, length = header["sections"][name]
         parts[name] = payload[offset:offset + length]
     typecode = header["typecode"]
@@ -190,5 +205,16 @@ def _decode(buf: object, view: memoryview, where: str) -> IndexData:
     set_table = [tuple(s) for s in header["sets"]]
     if any(i >= len(lists) for s in set_table for i in s):
         raise corrupt("list table mismatch")
+    hashes: list[memoryview | None] = [None, None]
+    seeds = (0, 0)
+    if version >= 2:
+        seeds = tuple(int(x) for x in header["hash_seeds"])  # type: ignore[assignment]
+        for i, name in enumerate(("domains", "urls")):
+            raw = parts[f"{name}.hash"]
+            slots = len(raw) // keyhash.SLOT.size
+            if len(raw) % keyhash.SLOT.size or slots != keyhash.capacity(len(tries[i])):
+                raise corrupt(f"{name} hash table size mismatch")
+            hashes[i] = raw
     return IndexData(lists=lists, sets=set_table, domains=tries[0], domain_sets=sets[0], urls=tries[1],
-                     url_sets=sets[1], header=header, buffer=buf)
+                     url_sets=sets[1], header=header, buffer=buf, domain_hashes=hashes[0],
+                     url_hashes=hashes[1], hash_seeds=seeds)

@@ -29,6 +29,12 @@ so the engine's answers are reused where they provably cannot differ:
    if they ever differ (the engine changed) or the pack's rule conditions gain a field this module does
    not know, the memo is switched off and every miss is evaluated in full.
 
+3. The per-line path (split, canonical-URL parse, look-ups in the index's hash tables, the caches, the
+   answer and the audit entry) is compiled (:mod:`civicaup.channels.web._fastpath`, Cython) and calls back into
+   this module's methods for everything else, with byte-identical answers. Without the compiled module (or
+   with ``CIVICAUP_PURE_PYTHON=1``) the same lines are answered here, in Python; the helper says so once
+   in its log.
+
 Requests are read in large blocks and answered in one write per block; the window state and the clock are
 read once per block. SIGHUP reloads the pack, the directory and the index in a background thread and
 swaps them in between blocks (requests wait in the pipe meanwhile, none is dropped); SIGTERM or end of
@@ -79,6 +85,13 @@ from civicaup.policy.schema import When
 from civicaup.stores.audit_batch import AuditWriter, Pending, ProcessAuditWriter
 
 log = logging.getLogger("civicaup.squid-helper")
+
+try:
+    from civicaup.channels.web import _fastpath
+    FASTPATH_ERROR = ""
+except ImportError as _exc:  # the extension was not built: the pure-Python path answers the same
+    _fastpath = None  # type: ignore[assignment]
+    FASTPATH_ERROR = str(_exc)
 
 EMPLOYEE = frozenset({"employee"})
 KNOWN_WHEN = frozenset({"categories", "tags", "protected", "during", "kinds", "actor_roles", "actor_not_roles"})
@@ -172,7 +185,7 @@ class State:
 
     def __init__(self, pack: CompiledPack, index: CategoryIndex | None, roles_of: RoleLookup,
                  contacts: blockpage.Contacts, *, cache_size: int = 131_072, index_error: str = "",
-                 grants: Grants | None = None) -> None:
+                 grants: Grants | None = None, compiled: bool = False) -> None:
         self.pack = pack
         self.index = index
         self.index_error = index_error
@@ -205,6 +218,13 @@ class State:
             self.set_pairs: list[tuple[tuple[str, str, str], ...]] = [
                 tuple((cat, name, remap.get(name, remap.get(cat, cat))) for cat, name in pairs)
                 for pairs in tables.set_matches]
+        self.fast: Any = None  # the compiled path's tables (None: this state decides in Python)
+        if compiled and _fastpath is not None and index is not None and tables.domain_hashes is not None:
+            try:
+                self.fast = _fastpath.Tables(tables.domain_hashes, tables.url_hashes, tables.hash_seeds,
+                                             tables.url_hosts, NO_SIGNATURE, _SOFTWARE_EXT, _MEDIA_EXT)
+            except ValueError as exc:  # e.g. a big-endian machine: the Python path answers the same
+                log.warning("compiled per-line path unavailable (%s): deciding in pure Python", exc)
 
     def reset_caches(self) -> None:
         """Forget cached answers and users (directory changes are seen within the roles TTL)."""
@@ -329,16 +349,21 @@ class State:
         ids = tuple(sids)
         found = self.sig_cache.get(ids)
         if found is None:
-            seen: dict[str, tuple[str, str]] = {}
-            for sid in ids:
-                for cat, name, mapped in self.set_pairs[sid]:
-                    if cat not in seen:
-                        seen[cat] = (mapped, name)
-            sig = tuple(seen.values())
-            found = (self.sig_numbers.setdefault(sig, len(self.sig_numbers) + 1), sig)
-            if len(self.sig_cache) > 100_000:
-                self.sig_cache.clear()
-            self.sig_cache[ids] = found
+            found = self.signature_of(ids)
+        return found
+
+    def signature_of(self, ids: tuple[int, ...]) -> tuple[int, Signature]:
+        """(number, signature) of the lists' set ids *ids* (most specific first), remembered in ``sig_cache``."""
+        seen: dict[str, tuple[str, str]] = {}
+        for sid in ids:
+            for cat, name, mapped in self.set_pairs[sid]:
+                if cat not in seen:
+                    seen[cat] = (mapped, name)
+        sig = tuple(seen.values())
+        found = (self.sig_numbers.setdefault(sig, len(self.sig_numbers) + 1), sig)
+        if len(self.sig_cache) > 100_000:
+            self.sig_cache.clear()
+        self.sig_cache[ids] = found
         return found
 
     def _url_sets(self, hp: str, out: list[int]) -> None:
@@ -425,6 +450,17 @@ class State:
             return (b" ERR message=" + blockpage.enc(msg).encode() + b" log="
                     + blockpage.enc(f"fail-closed:{','.join(listed)}").encode() + b"\n"), "closed"
         return b" OK log=" + blockpage.enc(f"civicaup-error:{reason[:80]}").encode() + b"\n", "closed-not-listed"
+
+
+_said_pure_python: list[bool] = []
+
+
+def _say_pure_python_once() -> None:
+    if not _said_pure_python:
+        _said_pure_python.append(True)
+        log.warning("the compiled per-line path (civicaup.channels.web._fastpath) is not built (%s): "
+                    "deciding in pure Python, at a fraction of the speed; reinstall with a C compiler and "
+                    "the Python headers to build it", FASTPATH_ERROR)
 
 
 BAD_URL = b" ERR message=" + blockpage.enc("bad request: not a valid URL").encode() + b" log=bad-url\n"
@@ -531,8 +567,13 @@ class Helper:
                  roles_of: RoleLookup | None = None,
                  contacts: Callable[[CompiledPack, Sequence[str]], blockpage.Contacts] | None = None,
                  line_budget: float = 2.0, roles_ttl: float = 300.0, grants: GrantSource | None = None,
-                 grants_ttl: float = 60.0) -> None:
+                 grants_ttl: float = 60.0, compiled: bool | None = None) -> None:
         self.policy = policy
+        if compiled is None:  # the compiled path unless CIVICAUP_PURE_PYTHON=1
+            compiled = os.environ.get("CIVICAUP_PURE_PYTHON", "").strip().lower() not in ("1", "true", "yes")
+        if compiled and _fastpath is None:
+            _say_pure_python_once()
+        self.compiled = compiled and _fastpath is not None
         self.index_path = index_path
         self.cache_size = cache_size
         self.clock = clock or Clock()
@@ -577,8 +618,12 @@ class Helper:
             log.error("category index: %s%s", exc, "; keeping the loaded one" if old is not None else "")
         rules = pack.rules_for("web")
         roles = sorted({"it"} | {r for rule in rules if rule.approvers for r in rule.approvers.roles})
-        return State(pack, index, self.roles_of, self.contacts(pack, roles), cache_size=self.cache_size,
-                     index_error=index_error, grants=self._read_grants(previous))
+        state = State(pack, index, self.roles_of, self.contacts(pack, roles), cache_size=self.cache_size,
+                      index_error=index_error, grants=self._read_grants(previous), compiled=self.compiled)
+        if self.compiled and index is not None and index.tables().domain_hashes is None:
+            log.warning("category index %s has no domain hash table (format version 1): deciding in pure "
+                        "Python until it is rebuilt with 'civicaup categories build'", index.path or "starter")
+        return state
 
     def _read_grants(self, previous: State | None) -> Grants | None:
         if self.grants_of is None:
@@ -710,6 +755,10 @@ class Helper:
         answers = block.answers
         decided = block.decided
         put = self.audit.put if self.audit is not None else None
+        if st.fast is not None:  # the compiled loop: the same answers and audit entries
+            self.stats.lines += _fastpath.run(self, st, lines, block, work, put)
+            block.allowed = len(answers) - block.odd - len(decided)
+            return
         n = 0
         for line in lines:
             if not line:
