@@ -86,12 +86,10 @@ def encode(raw: bytes) -> tuple[bytes, int]:
 def decode(payload: bytes, flags: int) -> bytes:
     """The original bytes of a payload; raises one of packing.ERRORS if it does not decompress."""
     if flags & ZSTD:
-        return packing.decompress(payload) if payload[:4] == packing.ZSTD_MAGIC else _not_zstd()
+        if payload[:4] != packing.ZSTD_MAGIC:  # packing.decompress would take a zlib stream too
+            raise zlib.error("not a Zstandard frame")
+        return packing.decompress(payload)
     return zlib.decompress(payload) if flags & COMPRESSED else payload
-
-
-def _not_zstd() -> bytes:
-    raise zlib.error("not a Zstandard frame")
 
 
 def _header(sha256: str, flags: int, length: int, size: int) -> bytes:

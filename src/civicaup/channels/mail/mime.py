@@ -166,11 +166,7 @@ class _LeanMessage:
         return iter(self._headers)
 
     def civ_header(self, name: str) -> str | None:
-        key = name.lower()
-        for k, v in self._headers:
-            if k.lower() == key:
-                return v
-        return None
+        return _first(self._headers, name.lower())
 
     def civ_payload(self) -> Any:
         return self._payload

@@ -246,6 +246,19 @@ cdef bint _host_ok(const unsigned char* p, URL* u) noexcept nogil:
     return _ipv4(p + h0, h1 - h0)
 
 
+cdef inline Py_ssize_t _port(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, long* port) noexcept nogil:
+    """The port number starting at p[i] (up to five digits, no leading zero) into *port*; returns where it
+    ends, or -1 when no digit 1-9 starts there."""
+    cdef Py_ssize_t d0 = i
+    if i >= n or p[i] < 49 or p[i] > 57:
+        return -1
+    port[0] = 0
+    while i < n and _digit(p[i]) and i - d0 < 5:
+        port[0] = port[0] * 10 + (p[i] - 48)
+        i += 1
+    return i
+
+
 cdef bint _parse(const unsigned char* p, Py_ssize_t n, URL* u) noexcept nogil:
     """fast_parts(text) is not None; fills *u* with its parts."""
     cdef Py_ssize_t i, d0
@@ -265,15 +278,8 @@ cdef bint _parse(const unsigned char* p, Py_ssize_t n, URL* u) noexcept nogil:
         if i < 1 or i > 253 or i >= n or p[i] != 58:
             return False
         u.host0, u.host1 = 0, i
-        i += 1
-        d0 = i
-        if i >= n or p[i] < 49 or p[i] > 57:
-            return False
-        port = 0
-        while i < n and _digit(p[i]) and i - d0 < 5:
-            port = port * 10 + (p[i] - 48)
-            i += 1
-        if i != n:
+        i = _port(p, i + 1, n, &port)
+        if i < 0 or i != n:
             return False
         return _finish(p, u, port)
     u.host0 = i
@@ -283,14 +289,9 @@ cdef bint _parse(const unsigned char* p, Py_ssize_t n, URL* u) noexcept nogil:
     if i - u.host0 < 1 or i - u.host0 > 253:
         return False
     if i < n and p[i] == 58:  # ':' port
-        i += 1
-        d0 = i
-        if i >= n or p[i] < 49 or p[i] > 57:
+        i = _port(p, i + 1, n, &port)
+        if i < 0:
             return False
-        port = 0
-        while i < n and _digit(p[i]) and i - d0 < 5:
-            port = port * 10 + (p[i] - 48)
-            i += 1
     if i < n and p[i] == 47:  # '/' path
         u.path0 = i
         i += 1
