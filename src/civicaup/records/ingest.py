@@ -4,7 +4,9 @@ of messages at a time (a chunk whose originals the archive already holds is not 
 then stores a batch at a time: the new originals appended to a segment and fsync'ed once, then one
 transaction with their location rows, the message rows, addresses, attachment names and full-text rows,
 each inserted with one executemany in id order. Either way the original is on disk before its row is
-committed: a row never exists without its original.
+committed: a row never exists without its original. The parsers run below this process's priority, and on
+SQLite a second thread copies committed pages back from the WAL (records/checkpoint.py), so the storing
+thread, the serial part, spends its time inserting.
 """
 from __future__ import annotations
 
