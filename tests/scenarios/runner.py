@@ -7,6 +7,7 @@ exemption or by the approvals given in `approved: [roles]`).
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,13 +44,18 @@ def load_all() -> list[Scenario]:
 
 def run(s: Scenario) -> Decision:
     """Build the event the way the CLI does and evaluate it."""
+    with tempfile.TemporaryDirectory(prefix="civicaup-scenario-") as scratch:  # a padded copy, removed after
+        return _run(s, Path(scratch))
+
+
+def _run(s: Scenario, scratch: Path) -> Decision:
     pack = get_pack(s.pack)
     sp = s.spec
     ch, roles, at = sp["channel"], sp.get("roles"), sp.get("at")
     if ch == "mail":
         path = s.folder / sp["input"]
         if "pad_attachment_mb" in sp.get("fixture", {}):
-            path = padded(path, sp["fixture"]["pad_attachment_mb"])
+            path = padded(path, sp["fixture"]["pad_attachment_mb"], scratch)
         ev = events.mail_event(str(path), pack, sender=sp.get("sender"), roles=roles, at=at)
     elif ch == "url":
         ev = events.web_event(sp["input"], pack, roles=roles, at=at)
@@ -71,17 +77,16 @@ def run(s: Scenario) -> Decision:
     return evaluate(ev, pack)
 
 
-def padded(path: Path, megabytes: float) -> Path:
-    """A temporary copy of the message whose first attachment is `megabytes` long (kept out of the repo)."""
+def padded(path: Path, megabytes: float, folder: Path) -> Path:
+    """A copy of the message in `folder` whose first attachment is `megabytes` long (kept out of the repo)."""
     import base64
     import email
-    import tempfile
     from email.policy import compat32
 
     msg = email.message_from_bytes(path.read_bytes(), policy=compat32)
     part = next(p for p in msg.walk() if p.get_filename())
     part.set_payload(base64.encodebytes(b"\0" * int(megabytes * 1_000_000)).decode("ascii"))
-    out = Path(tempfile.mkdtemp()) / path.name
+    out = folder / path.name
     out.write_bytes(msg.as_bytes())
     return out
 
