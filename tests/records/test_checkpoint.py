@@ -15,18 +15,14 @@ from sqlalchemy.exc import OperationalError
 
 from civicaup.records import archive, ingest
 from civicaup.records.checkpoint import Checkpointer
+from civicaup.stores.db import _sqlite_pragmas
 from tests.records.conftest import POLICY
 from tests.records.mails import mail, utc
 
 
 def _wal_engine(path: Path):  # type: ignore[no-untyped-def]
     engine = create_engine(f"sqlite:///{path}")
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_conn.execute("PRAGMA journal_mode=WAL")
-        dbapi_conn.execute("PRAGMA busy_timeout=10000")
-
+    event.listen(engine, "connect", _sqlite_pragmas)  # the store's own settings: WAL, busy timeout
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
     return engine
