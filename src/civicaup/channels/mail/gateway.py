@@ -6,8 +6,11 @@
         hold               -> the raw bytes and the decision committed to the quarantine (fsync), then discard
         any error / budget -> tempfail: the sending MTA keeps the message
 
-The engine runs in a worker (a thread, or a process pool with `workers > 0`); side effects run after the decision
-and before the answer, so a message is never accepted and then lost.
+A small message held in memory is decided in the event loop's own thread, its budget kept by SIGALRM
+(`alarm.py`), and so are the side effects of allow, log and block (a journal file, a log line); anything larger,
+any hold or flag (store writes), and every message when that thread cannot take signals, go to a worker (a thread,
+or a process pool with `workers > 0`). Side effects run after the decision and before the answer, so a message is
+never accepted and then lost.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from civicaup.channels.mail.alarm import ALARM, Overrun
 from civicaup.channels.mail.journal import Journal, NullJournal
 from civicaup.channels.mail.spool import Spool, parse_file
 from civicaup.engine.decision import Decision
@@ -35,6 +39,7 @@ log = logging.getLogger("civicaup.mail")
 
 HEADER = "X-Civicaup-Decision"
 DEFAULT_BUDGET = 20.0
+INLINE_MAX = 256 << 10  # messages up to this size (in memory) are decided in the event loop's thread
 
 
 @dataclass
@@ -204,8 +209,9 @@ class MailGateway:
 
     def __init__(self, policy: str, *, store: Any = None, journal: Journal | None = None,
                  budget: float = DEFAULT_BUDGET, next_hop: str = "", channel: str = "milter", workers: int = 0,
-                 threads: int = 4) -> None:
+                 threads: int = 4, inline_max: int = INLINE_MAX) -> None:
         self.pack = get_pack(policy)
+        self.inline_max = inline_max
         self.policy = policy
         self.store = store
         self.journal = journal or NullJournal()
@@ -272,17 +278,30 @@ class MailGateway:
             source: bytes | str = spool.getvalue() if not spool.on_disk else str(spool.path)
             rcpts = tuple(r.lower() for r in envelope.rcpt_to)
             pool = self.pool
-            try:
-                decision = await asyncio.wait_for(loop.run_in_executor(
-                    pool or self.threads, decide, self.policy, source, actor, sender, rcpts, self.directory.staff,
-                    None, grants, None if pool else pack), self.budget)
-            except (asyncio.TimeoutError, concurrent.futures.process.BrokenProcessPool) as exc:
-                log.warning("%s: %s, tempfail (queue id %s, message id %s)", self.channel,
-                            f"over the {self.budget:.0f} s budget" if isinstance(exc, asyncio.TimeoutError) else
-                            "a decision process died", envelope.queue_id or "-", envelope.message_id or "-")
-                if pool is not None and self.pool is pool:  # once per broken pool, not once per message in it
-                    self._recycle_pool()
-                return Verdict("tempfail", reply=TEMPFAIL_REPLY)
+            if pool is None and not spool.on_disk and spool.size <= self.inline_max and ALARM.usable():
+                try:
+                    with ALARM.limit(self.budget):
+                        decision = decide(self.policy, source, actor, sender, rcpts, self.directory.staff, None,
+                                          grants, pack)
+                except Overrun:
+                    log.warning("%s: over the %.0f s budget, tempfail (queue id %s, message id %s)", self.channel,
+                                self.budget, envelope.queue_id or "-", envelope.message_id or "-")
+                    return Verdict("tempfail", reply=TEMPFAIL_REPLY)
+                # a journal that does not say it skips fsync is taken to wait on the disk: not in this thread
+                if decision.action in ("allow", "log", "block") and getattr(self.journal, "fsync", True) is False:
+                    return self.act(decision, envelope, spool, sender, actor, alive)
+            else:
+                try:
+                    decision = await asyncio.wait_for(loop.run_in_executor(
+                        pool or self.threads, decide, self.policy, source, actor, sender, rcpts, self.directory.staff,
+                        None, grants, None if pool else pack), self.budget)
+                except (asyncio.TimeoutError, concurrent.futures.process.BrokenProcessPool) as exc:
+                    log.warning("%s: %s, tempfail (queue id %s, message id %s)", self.channel,
+                                f"over the {self.budget:.0f} s budget" if isinstance(exc, asyncio.TimeoutError) else
+                                "a decision process died", envelope.queue_id or "-", envelope.message_id or "-")
+                    if pool is not None and self.pool is pool:  # once per broken pool, not once per message in it
+                        self._recycle_pool()
+                    return Verdict("tempfail", reply=TEMPFAIL_REPLY)
             # The side effects are not cut short by the budget (a hold is committed, then answered); the extra
             # minute only guards against a store that hangs. Past it the MTA keeps the message (tempfail).
             return await asyncio.wait_for(

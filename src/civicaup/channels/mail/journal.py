@@ -29,11 +29,15 @@ JOURNAL_HEADER = "X-Civicaup-Journal"
 
 
 class Journal(Protocol):
+    fsync: bool  # True when record() waits for the disk; the gateway then calls it from a worker thread
+
     def record(self, spool: "Spool", decision: "Decision", envelope: "Envelope") -> None:
         """Keep one passed message with its decision; raise if it could not be kept (the MTA is told to retry)."""
 
 
 class NullJournal:
+    fsync = False
+
     def record(self, spool: "Spool", decision: "Decision", envelope: "Envelope") -> None:
         return None
 
