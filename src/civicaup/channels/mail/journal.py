@@ -69,10 +69,12 @@ class MaildirJournal:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         self._host = socket.gethostname().replace("/", "_").replace(":", "_") or "localhost"
         self._n = itertools.count(1)
+        # plain strings: three Path objects a message cost more than writing the message to the page cache
+        self._tmp, self._new = os.path.join(self.root, "tmp", ""), os.path.join(self.root, "new", "")
 
     def record(self, spool: "Spool", decision: "Decision", envelope: "Envelope") -> None:
         name = f"{time.time_ns()}.P{os.getpid()}Q{next(self._n)}_{spool.sha256[:16]}.{self._host}"
-        tmp = self.root / "tmp" / name
+        tmp = self._tmp + name
         with open(tmp, "wb") as out:
             out.write(encode_header(journal_record(decision, envelope)))
             with spool.open() as src:
@@ -80,7 +82,7 @@ class MaildirJournal:
             if self.fsync:
                 out.flush()
                 os.fsync(out.fileno())
-        os.replace(tmp, self.root / "new" / name)
+        os.replace(tmp, self._new + name)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         """(record, path) of each journaled message, oldest first."""
