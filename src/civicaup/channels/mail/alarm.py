@@ -5,7 +5,9 @@ two cross-thread wake-ups, and the decision's working set (word lists, model wei
 pool thread runs on, which measured as about as much CPU again as the decision itself. The pool kept the budget
 with `asyncio.wait_for`; here `signal.setitimer` does: when the budget runs out, the handler raises `Overrun` in
 the main thread at the next bytecode, so a decision stuck in Python code ends on time with a tempfail. A single
-long call into C ends when that call returns, as it did in the pool (such a call holds the GIL there too).
+long call into C ends when that call returns: as in the pool if the call holds the GIL (a regular expression),
+later than the pool's answer if it releases it (decompression); the gateway's 64 KiB cap on what it decides here
+keeps both short.
 
 Only the main thread receives signals, and a process has one SIGALRM, so `usable()` is false in any other thread
 and when something else already owns SIGALRM; the gateway then uses its thread pool as before.
