@@ -117,6 +117,26 @@ def test_overrun_in_the_loop_thread_tempfails_on_time_and_the_next_message_passe
     assert handle(gateway, PLAIN).kind == "accept"
 
 
+def test_overrun_is_not_swallowed_by_a_broad_except_in_the_decision(gateway: MailGateway,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    real = gw_mod.evaluate
+    caught: list[str] = []
+
+    def stubborn(*a: Any, **k: Any) -> Any:
+        for _ in range(2):  # a parser's last-resort `except Exception`, then a second slow step
+            try:
+                end = time.monotonic() + 2
+                while time.monotonic() < end:
+                    pass
+            except Exception as exc:  # noqa: BLE001 - what the test is about
+                caught.append(type(exc).__name__)
+        return real(*a, **k)
+    monkeypatch.setattr(gw_mod, "evaluate", stubborn)
+    gateway.budget = 0.3
+    started = time.monotonic()
+    assert handle(gateway, PLAIN).kind == "tempfail" and time.monotonic() - started < 1.5 and not caught
+
+
 def test_loop_outside_the_main_thread_uses_the_worker_threads(gateway: MailGateway,
                                                               threads_used: dict[str, list[str]]) -> None:
     out: list[Verdict] = []
@@ -145,6 +165,18 @@ def test_alarm_interrupts_python_work_and_ignores_a_late_signal() -> None:
         with ALARM.limit(0.05):
             while True:
                 pass
+    swallowed = 0
+    with pytest.raises(Overrun):
+        with ALARM.limit(0.05):
+            while True:  # code that catches even BaseException gets the Overrun again until the block ends
+                try:
+                    while True:
+                        pass
+                except BaseException:  # noqa: BLE001
+                    swallowed += 1
+                    if swallowed > 3:
+                        raise
+    assert swallowed == 4
     with ALARM.limit(5):
         pass
     signal.raise_signal(signal.SIGALRM)  # a stray alarm once nothing is armed: ignored, no exception

@@ -21,8 +21,11 @@ from contextlib import contextmanager
 from types import FrameType
 
 
-class Overrun(Exception):
-    """The decision ran past its budget."""
+class Overrun(BaseException):
+    """The decision ran past its budget. A BaseException, as KeyboardInterrupt is: the parsers' last-resort
+    `except Exception` (a degraded parse rather than none) must not turn an overrun into a late decision."""
+
+REPEAT = 0.05  # seconds: an Overrun swallowed anyway is raised again until the work ends
 
 
 class Alarm:
@@ -43,7 +46,7 @@ class Alarm:
 
     def _fire(self, signum: int, frame: FrameType | None) -> None:
         if self._armed:  # a stray alarm after the work ended is ignored
-            self._armed = False
+            signal.setitimer(signal.ITIMER_REAL, REPEAT)
             raise Overrun()
 
     @contextmanager
@@ -54,8 +57,8 @@ class Alarm:
         try:
             yield
         finally:
+            self._armed = False  # first: a signal landing between these two lines is then a stray one, ignored
             signal.setitimer(signal.ITIMER_REAL, 0)
-            self._armed = False
 
 
 ALARM = Alarm()
