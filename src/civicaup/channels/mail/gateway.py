@@ -287,9 +287,7 @@ class MailGateway:
                         decision = decide(self.policy, source, actor, sender, rcpts, self.directory.staff, None,
                                           grants, pack)
                 except Overrun:
-                    log.warning("%s: over the %.0f s budget, tempfail (queue id %s, message id %s)", self.channel,
-                                self.budget, envelope.queue_id or "-", envelope.message_id or "-")
-                    return Verdict("tempfail", reply=TEMPFAIL_REPLY)
+                    return self._tempfail(f"over the {self.budget:.0f} s budget", envelope)
                 # a journal that does not say it skips fsync is taken to wait on the disk: not in this thread
                 if decision.action in ("allow", "log", "block") and getattr(self.journal, "fsync", True) is False:
                     return self.act(decision, envelope, spool, sender, actor, alive)
@@ -299,12 +297,10 @@ class MailGateway:
                         pool or self.threads, decide, self.policy, source, actor, sender, rcpts, self.directory.staff,
                         None, grants, None if pool else pack), self.budget)
                 except (asyncio.TimeoutError, concurrent.futures.process.BrokenProcessPool) as exc:
-                    log.warning("%s: %s, tempfail (queue id %s, message id %s)", self.channel,
-                                f"over the {self.budget:.0f} s budget" if isinstance(exc, asyncio.TimeoutError) else
-                                "a decision process died", envelope.queue_id or "-", envelope.message_id or "-")
                     if pool is not None and self.pool is pool:  # once per broken pool, not once per message in it
                         self._recycle_pool()
-                    return Verdict("tempfail", reply=TEMPFAIL_REPLY)
+                    return self._tempfail(f"over the {self.budget:.0f} s budget" if isinstance(
+                        exc, asyncio.TimeoutError) else "a decision process died", envelope)
             # The side effects are not cut short by the budget (a hold is committed, then answered); the extra
             # minute only guards against a store that hangs. Past it the MTA keeps the message (tempfail).
             return await asyncio.wait_for(
@@ -314,6 +310,11 @@ class MailGateway:
             log.error("%s: %s, tempfail (queue id %s, message id %s)", self.channel, type(exc).__name__,
                       envelope.queue_id or "-", envelope.message_id or "-")
             return Verdict("tempfail", reply=TEMPFAIL_REPLY)
+
+    def _tempfail(self, why: str, envelope: Envelope) -> Verdict:
+        log.warning("%s: %s, tempfail (queue id %s, message id %s)", self.channel, why, envelope.queue_id or "-",
+                    envelope.message_id or "-")
+        return Verdict("tempfail", reply=TEMPFAIL_REPLY)
 
     async def grants_for(self, actor: Actor, person: Any) -> frozenset[str]:
         """The rules the sender holds a current exemption from (personally or by role), from the process's grants
