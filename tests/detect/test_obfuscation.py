@@ -41,6 +41,17 @@ INNOCENT = [
         ("f u c k this", "profanity"),
         ("f.u.c.k this", "profanity"),
         ("s_h_i_t happens", "profanity"),
+        # spaced letters next to a one-letter word: "a" and "I" before, "u" after
+        ("you are a f u c k i n g moron", "profanity"),
+        ("what a b i t c h", "profanity"),
+        ("I s h i t you not", "profanity"),
+        ("f u c k u", "profanity"),
+        # misspellings written to get past a filter
+        ("phuck this", "profanity"),
+        ("fuk you", "profanity"),
+        ("fck off", "profanity"),
+        ("fvck this", "profanity"),
+        ("he is a fcuk1ng liar", "profanity"),
         # stretched letters
         ("fuuuuck this", "profanity"),
         ("shiiiiit", "profanity"),
@@ -49,6 +60,7 @@ INNOCENT = [
         ("\u0455hit happens", "profanity"),  # Cyrillic dze for s
         ("sh\u200bit happens", "profanity"),  # zero-width space
         ("fu\u00adck this", "profanity"),  # soft hyphen
+        ("f\u057dck this", "profanity"),  # Armenian seh for u
         ("\uff46\uff55\uff43\uff4b this", "profanity"),  # fullwidth (NFKC)
         ("F\u0336U\u0336C\u0336K\u0336 this", "profanity"),  # combining strike-through
         # slurs hidden the same ways keep their class
@@ -80,3 +92,32 @@ def test_innocent_words_containing_bad_ones_give_no_finding(word: str) -> None:
 
 def test_all_200_innocent_words_in_one_text_give_no_finding() -> None:
     assert scan_text(", ".join(INNOCENT)) == []
+
+
+def test_spaced_letters_keep_the_one_letter_word_beside_them_out_of_the_evidence() -> None:
+    text = "you are a f u c k i n g moron"
+    spans = {text[h.start : h.end] for h in hits(text, "profanity")}
+    assert spans == {text}  # the name-calling phrase, which holds the repaired word
+    (h,) = hits("what a b i t c h", "profanity")
+    assert "what a b i t c h"[h.start : h.end] == "b i t c h"
+
+
+def test_spaced_single_letters_that_spell_no_word_stay_as_they_are() -> None:
+    for text in ("options a b c d apply", "I a m here", "Plan A s a p"):
+        assert scan_text(text) == [], text
+
+
+def test_the_clothing_brand_in_capitals_is_not_a_misspelt_obscenity() -> None:
+    assert scan_text("FCUK shirt on sale") == []
+    assert "profanity" in categories("Fcuk off")
+
+
+def test_a_phrase_is_never_milder_than_the_obscenity_inside_it() -> None:
+    # "you fucking idiot" is a name-calling phrase (0.75) that holds "fucking" (0.85): the longer match
+    # wins the span and takes the higher severity, so a pack's line between the two cannot let it through
+    alone = max(h.confidence for h in hits("fucking", "profanity"))
+    for text in ("you fucking idiot", "you f*cking idiot", "you're a fucking moron"):
+        (h,) = hits(text, "profanity")
+        assert (h.start, h.end) == (0, len(text))
+        assert h.confidence == alone
+        assert {"obscenity", "name-calling"} <= h.tags

@@ -1,6 +1,6 @@
 """Look-alike characters folded to Latin by the normaliser.
 
-A deliberately small table covering the Cyrillic, Greek, IPA and small-capital
+A deliberately small table covering the Cyrillic, Greek, Armenian, IPA and small-capital
 letters that are used to dodge word filters; not the whole Unicode
 confusables list (which also maps innocent characters).
 """
@@ -105,6 +105,12 @@ LOWER: dict[str, str] = {
     "χ": "x",
     "ω": "w",
     "ς": "c",
+    # Armenian
+    "ս": "u",
+    "օ": "o",
+    "հ": "h",
+    "ց": "g",
+    "ո": "n",
     # Latin extensions, IPA and small capitals
     "ı": "i",
     "ȷ": "j",

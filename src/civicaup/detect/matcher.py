@@ -205,7 +205,8 @@ def shared_pass(norm: Normalised) -> dict[int, list[_Raw]]:
 
 
 def _resolve(norm: Normalised, raw: list[_Raw]) -> list[Match]:
-    """Drop matches overlapping an exception, inside a longer match, or Title-case names."""
+    """Drop matches overlapping an exception, inside a longer match (which takes their tags and, if
+    higher, their confidence), or Title-case names."""
     if not raw:
         return []
     if len(raw) == 1:  # the usual case: one phrase in the text
@@ -221,10 +222,11 @@ def _resolve(norm: Normalised, raw: list[_Raw]) -> list[Match]:
     out: list[Match] = []
     reach = -1
     for start, end, key, k in found:
-        if end <= reach:  # inside a longer match: lend it the tags
-            last = out[-1]
-            if not k.tags <= last.tags:
-                out[-1] = Match(last.start, last.end, last.phrase, last.tags | k.tags, last.confidence)
+        if end <= reach:  # inside a longer match: lend it the tags and the severity ("you fucking idiot"
+            last = out[-1]  # is name-calling, 0.75, and no milder than the obscenity it holds, 0.85)
+            if not k.tags <= last.tags or k.confidence > last.confidence:
+                out[-1] = Match(last.start, last.end, last.phrase, last.tags | k.tags,
+                                max(last.confidence, k.confidence))
             continue
         if blocked and any(a < end and start < b for a, b in blocked):
             continue

@@ -223,13 +223,37 @@ def _spaced_edits(s: str, found: dict[int, Edit]) -> None:
         while end + 1 < len(s) and s[end] == sep and mask[end + 1] == 97 and (end + 2 == len(s) or mask[end + 2] != 97):
             end += 2
         if (end == len(s) or mask[end] != 97) and s[i + 3] == sep and i not in found:
-            items = s[i:end:2]
-            if sum(c.isalpha() for c in items) >= 2:
-                fixed = tokens.fix_token(items) if not items.isalpha() else None
-                word, rel = fixed if fixed is not None else (items, tuple(range(len(items))))
-                if word.isalpha() and word in data.known_words():
-                    found[i] = (i, end, word, tuple(2 * r for r in rel))
+            _spaced_word(s, i, s[i:end:2], found)
         i = mask.find(b"asasa", end)
+
+
+#: one-letter words that can stand next to spaced-out letters: "a f u c k i n g", "I s h i t you not",
+#: "f u c k u"
+_LONE_BEFORE = "ai"
+_LONE_AFTER = "aiu"
+
+
+def _spaced_word(s: str, i: int, items: str, found: dict[int, Edit]) -> None:
+    """The word spelt by the spaced-out ``items`` starting at ``s[i]``, or by them less a one-letter word
+    at either end; recorded in ``found``."""
+    n = len(items)
+    spans = [(0, n)]
+    if items[0] in _LONE_BEFORE:
+        spans.append((1, n))
+    if items[-1] in _LONE_AFTER:
+        spans.append((0, n - 1))
+        if items[0] in _LONE_BEFORE:
+            spans.append((1, n - 1))
+    for lo, hi in spans:
+        part = items[lo:hi]
+        start = i + 2 * lo
+        if hi - lo < 3 or sum(c.isalpha() for c in part) < 2 or start in found:
+            continue
+        fixed = tokens.fix_token(part) if not part.isalpha() else None
+        word, rel = fixed if fixed is not None else (part, tuple(range(len(part))))
+        if word.isalpha() and word in data.known_words():
+            found[start] = (start, i + 2 * hi - 1, word, tuple(2 * r for r in rel))
+            return
 
 
 def _stretched_edits(s: str, found: dict[int, Edit]) -> None:
