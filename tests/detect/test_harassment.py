@@ -24,6 +24,8 @@ from .helpers import categories, hits, tags
         ("I hate jews", "religion"),
         ("no mexicans allowed", "national-origin"),
         ("immigrants should be deported", "national-origin"),
+        ("immigrants should all just be deported", "national-origin"),
+        ("old people should just die", "age"),
         ("she belongs in the kitchen", "sex"),
         ("liberals are idiots", "political-belief"),
     ],

@@ -138,6 +138,8 @@ def test_acronyms_and_names_that_spell_slurs_do_not_fire() -> None:
         "you're dead meat",
         "watch your back",
         "I know where you live",
+        "I will find where you live",
+        "we'll find you and your family",
         "I'll find you and slit your throat",
         "hands up or I'll shoot",
         "I will bomb the office",

@@ -45,7 +45,7 @@ _AFTER = re.compile(
     r" (?:be allowed|be trusted|be hired|be promoted|have rights|have the right|deserve|vote|drive"
     r"|lead|be in charge|hold office|exist|breed|be here|be citizens|think|do math|do anything right)\b"
     r"| (?:should|need to|needs to|must|ought to|deserve to|have to|should all|all need to|all should)"
-    r"(?: be| all be| get| go)? (?:deported|shot|killed|hanged|hung|lynched|gassed|exterminated"
+    r"(?: just| all| simply)?(?: be| all be| get| go)? (?:deported|shot|killed|hanged|hung|lynched|gassed|exterminated"
     r"|eliminated|wiped out|banned|locked up|sent back|sterilized|sterilised|burned|put down|rounded up"
     r"|go back|die|stay home|stay in the kitchen)\b"
     r"| (?:belong|belongs) (?:in the kitchen|in cages|in a cage|in a zoo|in the zoo|in jail|in prison"
