@@ -2,7 +2,7 @@
 in the same run.
 
     .venv/bin/python bench/mail.py [--count 2000] [--clients 8] [--policy kirkwood-mo] [--rounds 2]
-                                   [--listen unix|inet] [--workers 0] [--no-journal]
+                                   [--listen unix|inet] [--workers 0] [--processes 1] [--no-journal]
 
 The corpus is the ham of the Apache SpamAssassin public corpus in ../shared/data/mail (unpacked into a temporary
 directory, read-only source). Each message is sent with its own From address as envelope sender (as inbound mail
@@ -127,6 +127,18 @@ def peak_memory_mb(pid: int) -> float:
     return float("nan")
 
 
+def proportional_memory_mb(pid: int) -> float:
+    """Pss now: the process's private pages plus its share of the pages it shares (a forked process's copy-on-write
+    word lists count once across the processes, not once in each)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def serve_null(listen: str, policy: str) -> int:
     """The civicaup milter (protocol, spool, answers) around a decision that always allows."""
     import asyncio
@@ -178,6 +190,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2, help="alternating runs of each; the best of each is reported")
     ap.add_argument("--listen", choices=("unix", "inet"), default="unix")
     ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--processes", type=int, default=1, help="milter processes sharing the socket")
     ap.add_argument("--no-journal", action="store_true")
     ap.add_argument("--null-engine", action="store_true",
                     help="the same milter with a decision that always allows: the cost of the protocol alone")
@@ -201,7 +214,7 @@ def main() -> int:
     corpus = load_ham(args.count, work)
     size = sum(len(r) for _, r in corpus)
     print(f"corpus: {len(corpus)} ham messages, {size / 1e6:.1f} MB, {args.clients} concurrent clients, "
-          f"policy {args.policy}, milter on {args.listen} socket, workers {args.workers}, "
+          f"policy {args.policy}, milter on {args.listen} socket, workers {args.workers}, processes {args.processes}, "
           f"journal {'off' if args.no_journal else 'on'}{', NULL ENGINE' if args.null_engine else ''}; "
           f"cores {os.cpu_count()}, load average {os.getloadavg()[0]:.1f}")
 
@@ -213,7 +226,7 @@ def main() -> int:
     listen = f"unix:{sock}" if args.listen == "unix" else f"127.0.0.1:{free_port()}"
     pf.milters["civicaup"] = listen if listen.startswith("unix:") else "inet:" + listen
     cmd = [CIVICAUP, "milter", "--policy", args.policy, "--listen", listen, "--workers", str(args.workers),
-           "--log-level", "warning"] + (["--no-journal"] if args.no_journal else [])
+           "--processes", str(args.processes), "--log-level", "warning"] + (["--no-journal"] if args.no_journal else [])
     if args.null_engine:
         cmd = [sys.executable, __file__, "--serve-null", listen, "--policy", args.policy]
     milter = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=open(work / "milter.log", "wb"))
@@ -257,8 +270,10 @@ def main() -> int:
               f"its processes, over every milter round)")
         procs = descendants(milter.pid)
         total = sum(peak_memory_mb(p) for p in procs)
+        pss = sum(proportional_memory_mb(p) for p in procs)
         print(f"milter memory : peak {peak_memory_mb(milter.pid):.0f} MB resident (VmHWM) in the milter, "
-              f"{total:.0f} MB summed over its {len(procs)} process(es)")
+              f"{total:.0f} MB summed over its {len(procs)} process(es); now {pss:.0f} MB proportional (Pss, shared "
+              f"pages counted once)")
         print(f"load average  : {os.getloadavg()[0]:.1f} at the end (other work on the machine skews both runs)")
         return 0
     finally:

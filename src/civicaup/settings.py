@@ -82,6 +82,8 @@ class Mail(Section):
                                                                 "message_size_limit at least (keep it above every "
                                                                 "pack's attachment limit, so the clause is quoted)")
     milter_timeout_s: int = Field(60, ge=1, le=3600, description="Postfix milter_*_timeout the setup writes")
+    processes: int = Field(1, ge=1, le=64, description="milter and relay processes sharing their socket, to use "
+                                                        "more cores (--processes overrides)")
     postfix_config_dir: Path = Field(Path("/etc/postfix"), description="where main.cf and master.cf live")
 
     @field_validator("next_hop")

@@ -353,6 +353,12 @@ def _exit_with_multiprocessing() -> None:
 _exited: list[int] = []  # the pid that already ran _at_exit (a process may reach it by two ways)
 
 
+def exit_child() -> None:
+    """A forked child (a process of ``--processes``) about to leave through os._exit: what atexit would do for
+    it (the parent's other exit functions are not the child's to run)."""
+    _at_exit()
+
+
 def _at_exit() -> None:
     """A clean exit: write what is batched, close this process's files, drop its live gauges, fold its counts
     into the archive."""

@@ -1,6 +1,8 @@
 """The store: SQLite in $CIVICAUP_HOME by default, PostgreSQL by URL; migrated to head on open."""
 from __future__ import annotations
 
+import os
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -70,4 +72,18 @@ def _open(url: str) -> Engine:
             command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open the store {url.split('@')[-1]}: {str(exc).splitlines()[0]}") from None
+    _ENGINES.add(engine)
     return engine
+
+
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked process (``--processes``) must not use the connections its parent opened: forget them
+    without closing them (closing would end the parent's sessions), so the child opens its own."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

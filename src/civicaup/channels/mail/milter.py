@@ -316,7 +316,7 @@ class MilterServer:
             if path.is_socket():
                 path.unlink()
             self.server = await loop.create_unix_server(lambda: MilterConnection(self), str(path))
-            self._socket_permissions(path)
+            socket_permissions(path, self.socket_mode)
             self.address = f"unix:{path}"
         else:
             host = where
@@ -326,15 +326,6 @@ class MilterServer:
             self.address = f"inet:{host}:{port}"
         return self.address
 
-    def _socket_permissions(self, path: Path) -> None:
-        if self.socket_mode is not None:
-            os.chmod(path, self.socket_mode)
-            return
-        try:  # Postfix's smtpd runs as the postfix user: let its group in, nobody else
-            os.chown(path, -1, grp.getgrnam("postfix").gr_gid)
-            os.chmod(path, 0o660)
-        except (KeyError, PermissionError):
-            os.chmod(path, 0o666)
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop listening, let messages being decided finish (their answers matter), then close."""
@@ -349,6 +340,18 @@ class MilterServer:
         kind, where, _ = parse_listen(self.listen)
         if kind == "unix" and self.sock is None:
             Path(where).unlink(missing_ok=True)
+
+
+def socket_permissions(path: Path, mode: int | None = None) -> None:
+    """`mode` if given; else Postfix's group may connect (smtpd runs as the postfix user), nobody else."""
+    if mode is not None:
+        os.chmod(path, mode)
+        return
+    try:
+        os.chown(path, -1, grp.getgrnam("postfix").gr_gid)
+        os.chmod(path, 0o660)
+    except (KeyError, PermissionError):
+        os.chmod(path, 0o666)
 
 
 def clean_spool(directory: str | os.PathLike[str] | None, older_than: float = 86400.0) -> None:
@@ -367,21 +370,13 @@ def clean_spool(directory: str | os.PathLike[str] | None, older_than: float = 86
 async def serve(gateway: MailGateway, listen: str, *, ready: Any = None, **kw: Any) -> None:
     """Run until SIGTERM/SIGINT, on the socket systemd passed (socket activation) or else on `listen`; print
     where it listens. SIGHUP reloads the configuration and the pack (see civicaup.operations.reload)."""
-    from civicaup.channels.socket_activation import listen_fds, notify
-    from civicaup.operations.reload import Reloader
+    from civicaup.channels.socket_activation import notify
 
     clean_spool(kw.get("spool_dir"))
-    passed = listen_fds()
-    if len(passed) > 1:
-        log.warning("systemd passed %d sockets; the milter listens on the first (%s)", len(passed), passed[0].name)
-    server = MilterServer(gateway, listen, sock=passed[0].sock if passed else None, **kw)
+    passed = _passed()
+    server = MilterServer(gateway, listen, sock=passed.sock if passed else None, **kw)
     address = await server.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    Reloader([gateway.policy], part="milter",
-             apply=lambda packs: gateway.use_pack(packs[gateway.policy])).install_asyncio(loop)
+    stop = _on_signals(gateway)
     print(f"civicaup milter: listening on {address}{' (from systemd)' if passed else ''} "
           f"(policy {gateway.policy})", flush=True)
     notify("READY=1", f"STATUS=listening on {address}")
@@ -389,5 +384,88 @@ async def serve(gateway: MailGateway, listen: str, *, ready: Any = None, **kw: A
         ready(address)
     await stop.wait()
     notify("STOPPING=1")
+    await _finish(server, gateway)
+
+
+def serve_processes(gateway: MailGateway, listen: str, processes: int, **kw: Any) -> int:
+    """`civicaup milter --processes N`: bind once, fork N processes that each serve the socket
+    (civicaup.channels.prefork); returns the exit status."""
+    from civicaup.channels.prefork import Prefork
+    from civicaup.channels.socket_activation import Passed, notify
+    from civicaup.operations.reload import Reloader
+
+    clean_spool(kw.get("spool_dir"))
+    passed = _passed()
+    sock = passed.sock if passed else bind(listen, kw.get("socket_mode"))
+    address = Passed(sock, "").address()
+    kind, where, _ = parse_listen(listen)
+
+    def child(sock: socket.socket) -> int:
+        asyncio.run(_serve_socket(gateway, listen, sock, **kw))
+        return 0
+
+    def cleanup() -> None:
+        sock.close()
+        if kind == "unix" and not passed:
+            Path(where).unlink(missing_ok=True)
+
+    reloader = Reloader([gateway.policy], part="milter", apply=lambda packs: gateway.use_pack(packs[gateway.policy]))
+    status = Prefork("milter", processes, child, grace=gateway.budget + 5, reload=reloader.reload,
+                     cleanup=cleanup).run(
+        sock, f"civicaup milter: listening on {address}{' (from systemd)' if passed else ''} "
+              f"(policy {gateway.policy}, {processes} processes)",
+        ready=lambda: notify("READY=1", f"STATUS=listening on {address}, {processes} processes"))
+    notify("STOPPING=1")
+    return status
+
+
+def bind(listen: str, socket_mode: int | None = None) -> socket.socket:
+    """The listening socket for `listen` (a unix socket gets the permissions MilterServer gives its own)."""
+    kind, where, port = parse_listen(listen)
+    if kind == "unix":
+        path = Path(where)
+        if path.is_socket():
+            path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        socket_permissions(path, socket_mode)
+    else:
+        sock = socket.create_server((where, port), family=socket.AF_INET6 if ":" in where else socket.AF_INET)
+    sock.listen(100)
+    return sock
+
+
+async def _serve_socket(gateway: MailGateway, listen: str, sock: socket.socket, **kw: Any) -> None:
+    """One of the processes of `serve_processes`: the socket is the supervisor's (it says where it listens)."""
+    server = MilterServer(gateway, listen, sock=sock, **kw)
+    await server.start()
+    await _on_signals(gateway).wait()
+    await _finish(server, gateway)
+
+
+def _passed() -> Any:
+    from civicaup.channels.socket_activation import listen_fds
+
+    passed = listen_fds()
+    if len(passed) > 1:
+        log.warning("systemd passed %d sockets; the milter listens on the first (%s)", len(passed), passed[0].name)
+    return passed[0] if passed else None
+
+
+def _on_signals(gateway: MailGateway) -> asyncio.Event:
+    """An event set by SIGTERM/SIGINT; SIGHUP reloads the configuration and the pack."""
+    from civicaup.operations.reload import Reloader
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    Reloader([gateway.policy], part="milter",
+             apply=lambda packs: gateway.use_pack(packs[gateway.policy])).install_asyncio(loop)
+    return stop
+
+
+async def _finish(server: MilterServer, gateway: MailGateway) -> None:
+    """Stop listening and let the messages being decided finish (their answers matter)."""
     await server.stop(grace=gateway.budget + 5)
     gateway.close()

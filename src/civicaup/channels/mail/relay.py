@@ -247,15 +247,16 @@ def smtp_factory(handler: RelayHandler, max_size: int = DEFAULT_MAX_SIZE) -> Any
 
 
 async def serve(gateway: MailGateway, listen: str, next_hop: str, *, max_size: int = DEFAULT_MAX_SIZE,
-                **kw: Any) -> None:
-    from civicaup.channels.mail.milter import parse_listen
-    from civicaup.errors import InputError
-    kind, host, port = parse_listen(listen)
-    if kind != "inet":
-        raise InputError("--listen: the relay listens on HOST:PORT")
+                sock: socket.socket | None = None, **kw: Any) -> None:
+    """Run until SIGTERM/SIGINT (SIGHUP reloads), printing where it listens; with ``sock`` (one process of
+    :func:`serve_processes`) serve that socket and print nothing: the supervisor said where it listens."""
+    host, port = parse_inet(listen)
     handler = RelayHandler(gateway, next_hop, **kw)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(smtp_factory(handler, max_size), host, port, reuse_address=True)
+    if sock is not None:
+        server = await loop.create_server(smtp_factory(handler, max_size), sock=sock)
+    else:
+        server = await loop.create_server(smtp_factory(handler, max_size), host, port, reuse_address=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -263,11 +264,50 @@ async def serve(gateway: MailGateway, listen: str, next_hop: str, *, max_size: i
     from civicaup.operations.reload import Reloader
     Reloader([gateway.policy], part="relay",
              apply=lambda packs: gateway.use_pack(packs[gateway.policy])).install_asyncio(loop)
-    bound = server.sockets[0].getsockname()[1]
-    print(f"civicaup relay: listening on {host}:{bound}, next hop {next_hop} (policy {gateway.policy})", flush=True)
-    notify("READY=1", f"STATUS=listening on {host}:{bound}")
+    if sock is None:
+        bound = server.sockets[0].getsockname()[1]
+        print(f"civicaup relay: listening on {host}:{bound}, next hop {next_hop} (policy {gateway.policy})",
+              flush=True)
+        notify("READY=1", f"STATUS=listening on {host}:{bound}")
     await stop.wait()
-    notify("STOPPING=1")
+    if sock is None:
+        notify("STOPPING=1")
     server.close()
     await server.wait_closed()
     gateway.close()
+
+
+def serve_processes(gateway: MailGateway, listen: str, next_hop: str, processes: int, **kw: Any) -> int:
+    """`civicaup relay --processes N`: bind once, fork N processes that each serve the socket
+    (civicaup.channels.prefork); returns the exit status."""
+    from civicaup.channels.prefork import Prefork
+    from civicaup.channels.socket_activation import notify
+    from civicaup.operations.reload import Reloader
+
+    host, port = parse_inet(listen)
+    sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                backlog=100)
+    bound = sock.getsockname()[1]
+
+    def child(sock: socket.socket) -> int:
+        asyncio.run(serve(gateway, listen, next_hop, sock=sock, **kw))
+        return 0
+
+    reloader = Reloader([gateway.policy], part="relay", apply=lambda packs: gateway.use_pack(packs[gateway.policy]))
+    status = Prefork("relay", processes, child, grace=gateway.budget + 5, reload=reloader.reload,
+                     cleanup=sock.close).run(
+        sock, f"civicaup relay: listening on {host}:{bound}, next hop {next_hop} (policy {gateway.policy}, "
+              f"{processes} processes)",
+        ready=lambda: notify("READY=1", f"STATUS=listening on {host}:{bound}, {processes} processes"))
+    notify("STOPPING=1")
+    return status
+
+
+def parse_inet(listen: str) -> tuple[str, int]:
+    """HOST, PORT of ``--listen`` (the relay takes no unix socket: MTAs hand content filters TCP)."""
+    from civicaup.channels.mail.milter import parse_listen
+    from civicaup.errors import InputError
+    kind, host, port = parse_listen(listen)
+    if kind != "inet":
+        raise InputError("--listen: the relay listens on HOST:PORT")
+    return host, port

@@ -60,12 +60,15 @@ def milter(policy: str = POLICY,
            spool_threshold: int = typer.Option(1 << 20, "--spool-threshold",
                                                help="bytes of a message kept in memory; the rest goes to disk"),
            workers: int = typer.Option(0, "--workers", help="decision processes (0: threads in this process)"),
+           processes: Optional[int] = typer.Option(None, "--processes", help="milter processes sharing the socket, "
+                                                   "each deciding its own connections, to use more cores "
+                                                   "(default mail.processes, 1)"),
            journal: bool = typer.Option(True, "--journal/--no-journal", help="keep passed mail for the archive"),
            journal_dir: Optional[str] = typer.Option(None, "--journal-dir", help="default $CIVICAUP_HOME/journal"),
            journal_fsync: bool = typer.Option(False, "--journal-fsync", help="fsync each journaled message"),
            log_level: Optional[str] = typer.Option(None, "--log-level", help=LOG_LEVEL_HELP)) -> None:
     """Postfix/Sendmail milter: smtpd_milters = inet:127.0.0.1:8890 (or unix:PATH). Stops on SIGTERM."""
-    from civicaup.channels.mail.milter import parse_listen, serve
+    from civicaup.channels.mail.milter import parse_listen, serve, serve_processes
     from civicaup.config import home
 
     cfg = settings.load()
@@ -73,9 +76,13 @@ def milter(policy: str = POLICY,
     next_hop = next_hop or cfg.mail.next_hop
     _logging(log_level)
     parse_listen(listen)
+    processes = _check_processes(cfg.mail.processes if processes is None else processes, workers)
     gw = _gateway(policy, budget=budget, next_hop=next_hop, channel="milter", workers=workers, journal=journal,
                   journal_dir=journal_dir, journal_fsync=journal_fsync)
-    asyncio.run(serve(gw, listen, memory_limit=spool_threshold, spool_dir=str(home() / "spool")))
+    kw = {"memory_limit": spool_threshold, "spool_dir": str(home() / "spool")}
+    if processes > 1:
+        raise typer.Exit(serve_processes(gw, listen, processes, **kw))
+    asyncio.run(serve(gw, listen, **kw))
 
 
 def relay(policy: str = POLICY,
@@ -87,12 +94,15 @@ def relay(policy: str = POLICY,
           max_size: Optional[int] = typer.Option(None, "--max-size", help="largest message accepted, bytes "
                                                                           "(default mail.max_message_mb)"),
           workers: int = typer.Option(0, "--workers", help="decision processes (0: threads in this process)"),
+          processes: Optional[int] = typer.Option(None, "--processes", help="relay processes sharing the port, "
+                                                  "each deciding its own connections, to use more cores "
+                                                  "(default mail.processes, 1)"),
           journal: bool = typer.Option(True, "--journal/--no-journal", help="keep passed mail for the archive"),
           journal_dir: Optional[str] = typer.Option(None, "--journal-dir", help="default $CIVICAUP_HOME/journal"),
           journal_fsync: bool = typer.Option(False, "--journal-fsync", help="fsync each journaled message"),
           log_level: Optional[str] = typer.Option(None, "--log-level", help=LOG_LEVEL_HELP)) -> None:
     """SMTP content filter: receives on --listen, re-injects to --next-hop. Stops on SIGTERM."""
-    from civicaup.channels.mail.relay import serve
+    from civicaup.channels.mail.relay import parse_inet, serve, serve_processes
     from civicaup.config import home
 
     cfg = settings.load()
@@ -100,9 +110,25 @@ def relay(policy: str = POLICY,
     max_size = max_size or cfg.mail.max_message_mb * 1024 * 1024
     next_hop = next_hop or cfg.mail.next_hop
     _logging(log_level)
+    parse_inet(listen)
+    processes = _check_processes(cfg.mail.processes if processes is None else processes, workers)
     gw = _gateway(policy, budget=budget, next_hop=next_hop, channel="relay", workers=workers, journal=journal,
                   journal_dir=journal_dir, journal_fsync=journal_fsync)
-    asyncio.run(serve(gw, listen, next_hop, max_size=max_size, spool_dir=str(home() / "spool")))
+    kw = {"max_size": max_size, "spool_dir": str(home() / "spool")}
+    if processes > 1:
+        raise typer.Exit(serve_processes(gw, listen, next_hop, processes, **kw))
+    asyncio.run(serve(gw, listen, next_hop, **kw))
+
+
+def _check_processes(processes: int, workers: int) -> int:
+    """The process count, refused in one line when it is not usable."""
+    from civicaup.errors import InputError
+
+    if processes < 1:
+        raise InputError("--processes must be at least 1")
+    if processes > 1 and workers:
+        raise InputError("--processes and --workers: give one (several processes decide in themselves)")
+    return processes
 
 
 # ---------------------------------------------------------------- quarantine
