@@ -297,6 +297,48 @@ def test_milter_takes_the_socket_systemd_passes(config: tuple[dict[str, str], Pa
         notify.close()
 
 
+def test_several_milter_processes_share_the_socket_systemd_passes(config: tuple[dict[str, str], Path],
+                                                                   tmp_path: Path) -> None:
+    """--processes 2 under socket activation: the supervisor (the main PID) alone talks to systemd; both
+    processes answer on systemd's socket, which stays in place after the stop."""
+    env, _ = config
+    path = str(tmp_path / "milter.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(60)
+    env = {**env, "NOTIFY_SOCKET": str(tmp_path / "notify")}
+    try:
+        proc = _start_activated(env, listener, "--processes", "2")
+        try:
+            line = _first_line(proc)
+            assert f"unix:{path} (from systemd)" in line and "2 processes" in line
+            got = notify.recv(4096).decode()
+            assert got.startswith("READY=1\n") and "2 processes" in got
+            for _ in range(8):
+                mta = FakeMTA(path)
+                assert _message(mta, "dana.reed@kirkwoodmo.org") == (b"c", b"")
+                mta.close()
+            os.kill(proc.pid, signal.SIGHUP)
+            assert notify.recv(4096) == b"RELOADING=1" and notify.recv(4096) == b"READY=1"
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(60) == 0
+            assert notify.recv(4096) == b"STOPPING=1"
+            notify.settimeout(0.5)
+            with pytest.raises(TimeoutError):  # nothing from the two processes: systemd would refuse it
+                notify.recv(4096)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert os.path.exists(path), "the socket is systemd's: the milter must not remove it"
+    finally:
+        listener.close()
+        notify.close()
+
+
 def test_inherited_listen_variables_for_another_pid_are_ignored(config: tuple[dict[str, str], Path],
                                                                  tmp_path: Path) -> None:
     """LISTEN_PID names the process the sockets are for; a child that inherits the variables listens itself."""

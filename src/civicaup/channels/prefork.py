@@ -169,6 +169,7 @@ class Prefork:
             for signo in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(signo, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+            os.environ.pop("NOTIFY_SOCKET", None)  # only the supervisor, systemd's main PID, tells it anything
             code = self.child(sock)
         except BaseException:  # noqa: BLE001 - whatever it was, the child must not return into the supervisor
             log.exception("%s: process %d failed", self.name, slot)
