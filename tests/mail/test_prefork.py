@@ -8,6 +8,7 @@ processes decide mail, and killing one in the middle of a batch loses and duplic
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -130,19 +131,13 @@ def test_bad_process_counts_are_refused_in_one_line(tmp_path: Path, command: str
 def test_the_process_count_comes_from_the_configuration_unless_given(tmp_path: Path) -> None:
     env = dict(os.environ, CIVICAUP_HOME=str(tmp_path), CIVICAUP_MAIL__PROCESSES="3")
     for args, expected in (([], "3 processes"), (["--processes", "2"], "2 processes")):
-        proc = subprocess.Popen([CIVICAUP, "milter", "--policy", "kirkwood-mo", "--listen",
-                                 f"127.0.0.1:{free_port()}", *args], env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        try:
+        with _running([CIVICAUP, "milter", "--policy", "kirkwood-mo", "--listen", f"127.0.0.1:{free_port()}",
+                       *args], env) as proc:
             assert proc.stdout is not None
             assert expected in proc.stdout.readline().decode()
             assert _wait(lambda: len(_children(proc.pid)) == int(expected[0]))
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(60) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
 
 
 def test_the_relay_with_two_processes_relays_decides_and_stops(
@@ -151,10 +146,8 @@ def test_the_relay_with_two_processes_relays_decides_and_stops(
     env = {k: v for k, v in os.environ.items() if k not in ("CIVICAUP_DB_URL", "CIVICAUP_MAIL_NEXT_HOP")}
     env["CIVICAUP_HOME"] = str(tmp_path)
     port = free_port()
-    proc = subprocess.Popen([CIVICAUP, "relay", "--policy", "kirkwood-mo", "--listen", f"127.0.0.1:{port}",
-                             "--next-hop", f"127.0.0.1:{hop}", "--processes", "2"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    try:
+    with _running([CIVICAUP, "relay", "--policy", "kirkwood-mo", "--listen", f"127.0.0.1:{port}",
+                   "--next-hop", f"127.0.0.1:{hop}", "--processes", "2"], env) as proc:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
         assert f"listening on 127.0.0.1:{port}" in line and "2 processes" in line, line
@@ -175,6 +168,15 @@ def test_the_relay_with_two_processes_relays_decides_and_stops(
         assert all(b"X-Civicaup-Decision: allow" in m[2] for m in got)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0
+
+
+@contextlib.contextmanager
+def _running(cmd: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A command started by the test, killed by its PID if the test left it running."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    try:
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
