@@ -246,6 +246,13 @@ class MailGateway:
             self._new_pool()
             old.shutdown(wait=False)
 
+    def reloader(self) -> Any:
+        """SIGHUP's reload of the configuration and this gateway's pack (civicaup.operations.reload), logged
+        under the channel's name."""
+        from civicaup.operations.reload import Reloader
+
+        return Reloader([self.policy], part=self.channel, apply=lambda packs: self.use_pack(packs[self.policy]))
+
     def _recycle_pool(self) -> None:
         """A worker overran its budget: stop that pool (killing its processes) and start a fresh one."""
         old = self.pool

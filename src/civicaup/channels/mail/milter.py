@@ -392,7 +392,6 @@ def serve_processes(gateway: MailGateway, listen: str, processes: int, **kw: Any
     (civicaup.channels.prefork); returns the exit status."""
     from civicaup.channels.prefork import Prefork
     from civicaup.channels.socket_activation import Passed, notify
-    from civicaup.operations.reload import Reloader
 
     clean_spool(kw.get("spool_dir"))
     passed = _passed()
@@ -409,8 +408,7 @@ def serve_processes(gateway: MailGateway, listen: str, processes: int, **kw: Any
         if kind == "unix" and not passed:
             Path(where).unlink(missing_ok=True)
 
-    reloader = Reloader([gateway.policy], part="milter", apply=lambda packs: gateway.use_pack(packs[gateway.policy]))
-    status = Prefork("milter", processes, child, grace=gateway.budget + 5, reload=reloader.reload,
+    status = Prefork("milter", processes, child, grace=gateway.budget + 5, reload=gateway.reloader().reload,
                      cleanup=cleanup).run(
         sock, f"civicaup milter: listening on {address}{' (from systemd)' if passed else ''} "
               f"(policy {gateway.policy}, {processes} processes)",
@@ -454,14 +452,11 @@ def _passed() -> Any:
 
 def _on_signals(gateway: MailGateway) -> asyncio.Event:
     """An event set by SIGTERM/SIGINT; SIGHUP reloads the configuration and the pack."""
-    from civicaup.operations.reload import Reloader
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    Reloader([gateway.policy], part="milter",
-             apply=lambda packs: gateway.use_pack(packs[gateway.policy])).install_asyncio(loop)
+    gateway.reloader().install_asyncio(loop)
     return stop
 
 

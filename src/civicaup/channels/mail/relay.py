@@ -261,9 +261,7 @@ async def serve(gateway: MailGateway, listen: str, next_hop: str, *, max_size: i
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     from civicaup.channels.socket_activation import notify
-    from civicaup.operations.reload import Reloader
-    Reloader([gateway.policy], part="relay",
-             apply=lambda packs: gateway.use_pack(packs[gateway.policy])).install_asyncio(loop)
+    gateway.reloader().install_asyncio(loop)
     if sock is None:
         bound = server.sockets[0].getsockname()[1]
         print(f"civicaup relay: listening on {host}:{bound}, next hop {next_hop} (policy {gateway.policy})",
@@ -280,21 +278,19 @@ async def serve(gateway: MailGateway, listen: str, next_hop: str, *, max_size: i
 def serve_processes(gateway: MailGateway, listen: str, next_hop: str, processes: int, **kw: Any) -> int:
     """`civicaup relay --processes N`: bind once, fork N processes that each serve the socket
     (civicaup.channels.prefork); returns the exit status."""
+    from civicaup.channels.mail.milter import bind
     from civicaup.channels.prefork import Prefork
     from civicaup.channels.socket_activation import notify
-    from civicaup.operations.reload import Reloader
 
-    host, port = parse_inet(listen)
-    sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
-                                backlog=100)
+    host, _ = parse_inet(listen)
+    sock = bind(listen)
     bound = sock.getsockname()[1]
 
     def child(sock: socket.socket) -> int:
         asyncio.run(serve(gateway, listen, next_hop, sock=sock, **kw))
         return 0
 
-    reloader = Reloader([gateway.policy], part="relay", apply=lambda packs: gateway.use_pack(packs[gateway.policy]))
-    status = Prefork("relay", processes, child, grace=gateway.budget + 5, reload=reloader.reload,
+    status = Prefork("relay", processes, child, grace=gateway.budget + 5, reload=gateway.reloader().reload,
                      cleanup=sock.close).run(
         sock, f"civicaup relay: listening on {host}:{bound}, next hop {next_hop} (policy {gateway.policy}, "
               f"{processes} processes)",
