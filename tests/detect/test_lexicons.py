@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from civicaup.detect import data, scan_all
+from civicaup.detect import data, scan_all, scan_text
 
 from .helpers import categories, tags
 
@@ -66,10 +66,23 @@ def test_brace_alternatives_expand_in_file_order() -> None:
         ("You're such an idiot, Dave", "name-calling"),
         ("stop being a bitch", "vulgarity"),
         ("piece of shit", "obscenity"),
+        ("you are a disgrace", "name-calling"),
+        ("what a piece of garbage", "name-calling"),
+        ("you stupid cow", "name-calling"),
+        ("You're a liar and a coward", "name-calling"),
+        ("go to hell", "name-calling"),
     ],
 )
 def test_profanity_fires_with_its_kind(text: str, tag: str) -> None:
     assert tag in tags(text, "profanity")
+
+
+@pytest.mark.parametrize("text", ["There is a piece of trash in the park by the fountain.",
+                                  "Will you go to Hell's Kitchen for the conference?",
+                                  "We would go to hell and back for this team.",
+                                  "The traitor in the movie was the mayor's aide."])
+def test_the_same_words_in_ordinary_talk_are_not_name_calling(text: str) -> None:
+    assert scan_text(text) == [], scan_text(text)
 
 
 def test_name_calling_without_a_protected_class_is_profanity_not_harassment() -> None:
