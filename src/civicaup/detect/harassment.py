@@ -46,6 +46,7 @@ _AFTER = re.compile(
     r"|lead|be in charge|hold office|exist|breed|be here|be citizens|think|do math|do anything right)\b"
     r"| (?:should|need to|needs to|must|ought to|deserve to|have to|should all|all need to|all should)"
     r"(?: just| all| simply)?(?: be| all be| get| go)? (?:deported|shot|killed|hanged|hung|lynched|gassed|exterminated"
+    r"|stoned|beaten|tortured|castrated|enslaved|thrown out|kicked out|shipped back"
     r"|eliminated|wiped out|banned|locked up|sent back|sterilized|sterilised|burned|put down|rounded up"
     r"|go back|die|stay home|stay in the kitchen)\b"
     r"| (?:belong|belongs) (?:in the kitchen|in cages|in a cage|in a zoo|in the zoo|in jail|in prison"
@@ -136,9 +137,13 @@ class HarassmentPatternDetector:
     def scan(self, text: str, norm: Normalised) -> list[Hit]:
         hits: list[Hit] = []
         s = norm.text
+        own = self.index.keys
         for m in self.index.find(norm):
             tags = m.tags - {"role:group"}
-            if "role:group" in m.tags:
+            # a group word alone needs a pattern; a stand-alone phrase that holds one ("kill all jews") carries
+            # the group's tags lent by the matcher, but stands on its own
+            key = own.get(m.phrase)
+            if "role:group" in (key.tags if key is not None else m.tags):
                 span = self._disparaged(s, m)
                 if span is None:
                     continue
