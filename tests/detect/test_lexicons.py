@@ -152,6 +152,9 @@ def test_acronyms_and_names_that_spell_slurs_do_not_fire() -> None:
         "watch your back",
         "I know where you live",
         "I will find where you live",
+        "I'll burn your house down",
+        "I hope your family dies",
+        "I will make you pay",
         "we'll find you and your family",
         "I'll find you and slit your throat",
         "hands up or I'll shoot",
@@ -178,6 +181,8 @@ def test_threats_against_a_person_fire(text: str) -> None:
         "the bomb squad cleared the building",
         "You'll be paying for this with a purchase order",
         "You can shoot yourself in the foot with C",
+        "We will make you pay the invoice by Friday",
+        "We'll make you pay online, it is quicker",
     ],
 )
 def test_violent_words_without_a_person_target_do_not_fire(text: str) -> None:
