@@ -117,9 +117,14 @@ class PhraseIndex:
         raw = data.load(self._source) if isinstance(self._source, str) else list(self._source())
         table: dict[str, list[_Entry]] = {}
         prefix = self._tag_prefix
+        entries: dict[tuple[object, ...], _Entry] = {}  # the phrases of one line of a file share one entry
         for r in raw:
-            tags = frozenset(t if ":" in t or not prefix else prefix + t for t in r.tags)
-            entry = _Entry(tags, r.confidence or self._confidence, r.name_like, r.exception, r.acronym_like)
+            what = (r.tags, r.confidence, r.name_like, r.exception, r.acronym_like)
+            entry = entries.get(what)
+            if entry is None:
+                tags = frozenset(t if ":" in t or not prefix else prefix + t for t in r.tags)
+                entry = entries[what] = _Entry(tags, r.confidence or self._confidence, r.name_like, r.exception,
+                                               r.acronym_like)
             folded = fold_phrase(r.phrase)
             for key in {folded, folded.replace("'", "")}:
                 if key:
@@ -128,8 +133,15 @@ class PhraseIndex:
 
     @cached_property
     def keys(self) -> dict[str, _Key]:
-        """Each phrase's entries summed up once."""
-        return {k: _Key.of(v) for k, v in self.table.items()}
+        """Each phrase's entries summed up once (the phrases of one line of a file share one summary)."""
+        summaries: dict[tuple[_Entry, ...], _Key] = {}
+        out: dict[str, _Key] = {}
+        for k, v in self.table.items():
+            summary = summaries.get(v)
+            if summary is None:
+                summary = summaries[v] = _Key.of(v)
+            out[k] = summary
+        return out
 
     @cached_property
     def _own(self) -> ahocorasick.Automaton:
@@ -175,8 +187,10 @@ def _combined() -> ahocorasick.Automaton:
                 for key, summary in index.keys.items():
                     merged[key].append((index.id, summary))
             auto = ahocorasick.Automaton()
+            shared: dict[tuple[tuple[int, _Key], ...], tuple[tuple[int, _Key], ...]] = {}
             for key, per_index in merged.items():
-                auto.add_word(key, (len(key), key, tuple(per_index)))
+                summaries = tuple(per_index)
+                auto.add_word(key, (len(key), key, shared.setdefault(summaries, summaries)))
             auto.make_automaton()
             _COMBINED["auto"], _COMBINED["size"] = auto, len(_REGISTRY)
         return _COMBINED["auto"]
