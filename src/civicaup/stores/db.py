@@ -5,13 +5,15 @@ import os
 import weakref
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from civicaup.errors import CivicaupError
+
+if TYPE_CHECKING:  # Alembic is imported when a store is opened, not by every command that could open one
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK = 0x63697669636175  # PostgreSQL advisory lock key held while a process migrates ("civicau")
@@ -47,6 +49,8 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -69,6 +73,8 @@ def _open(url: str) -> Engine:
                 conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             cfg = alembic_config(url)
             cfg.attributes["connection"] = conn
+            from alembic import command
+
             command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open the store {url.split('@')[-1]}: {str(exc).splitlines()[0]}") from None
