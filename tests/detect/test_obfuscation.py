@@ -52,6 +52,9 @@ INNOCENT = [
         ("fck off", "profanity"),
         ("fvck this", "profanity"),
         ("he is a fcuk1ng liar", "profanity"),
+        ("fking idiot", "profanity"),
+        ("you mofo", "profanity"),
+        ("wtaf is this", "profanity"),
         # stretched letters
         ("fuuuuck this", "profanity"),
         ("shiiiiit", "profanity"),
