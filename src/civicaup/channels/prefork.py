@@ -29,6 +29,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from civicaup.channels.socket_activation import notify
+
 log = logging.getLogger("civicaup.prefork")
 
 MAX_RESTARTS = 10
@@ -51,11 +53,12 @@ class Prefork:
     grace: float = 30.0
     reload: Callable[[], object] | None = None
     cleanup: Callable[[], None] | None = None
-    children: dict[int, int] = field(default_factory=dict)  # pid -> slot
-    deaths: list[float] = field(default_factory=list)
+    children: dict[int, int] = field(default_factory=dict, init=False)  # pid -> slot
+    deaths: list[float] = field(default_factory=list, init=False)
 
-    def run(self, sock: socket.socket, banner: str, *, ready: Callable[[], None] | None = None) -> int:
-        """Fork the children, print ``banner``, supervise until stopped; the command's exit status."""
+    def run(self, sock: socket.socket, banner: str, *, status: str = "") -> int:
+        """Fork the children, print ``banner``, supervise until stopped; the command's exit status. The
+        supervisor is systemd's main PID: it says READY (with ``status``) and STOPPING, its children nothing."""
         if self.processes < 1:
             raise ValueError("processes must be at least 1")
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
@@ -63,8 +66,7 @@ class Prefork:
             for slot in range(self.processes):
                 self._spawn(slot, sock)
             print(banner, flush=True)
-            if ready is not None:
-                ready()
+            notify("READY=1", *([f"STATUS={status}"] if status else []))
             return self._supervise(sock)
         except BaseException:  # a fork that failed, a bug: the children must not outlive their supervisor
             self._signal_all(signal.SIGTERM)
@@ -89,6 +91,7 @@ class Prefork:
                     log.error("%s: %d processes died within %.0f s; stopping the rest", self.name,
                               len(self.deaths), RESTART_WINDOW)
                     status, stopping_since = 1, now
+                    notify("STOPPING=1")
                     self._signal_all(signal.SIGTERM)
                     respawn.clear()
                 else:
@@ -119,6 +122,7 @@ class Prefork:
                 if stopping_since is None:
                     stopping_since = time.monotonic()
                     respawn.clear()
+                    notify("STOPPING=1")
                     self._signal_all(signal.SIGTERM)
             elif info.si_signo == signal.SIGHUP and stopping_since is None:
                 if self.reload is not None:

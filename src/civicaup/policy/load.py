@@ -43,8 +43,12 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def parse_pack(text: str, file: str) -> Pack:
     """Validate pack text; see `load_pack`."""
     try:
-        root = yaml.compose(text, Loader=_LOADER)
-        data = yaml.load(text, Loader=_LOADER)  # noqa: S506 - a safe loader
+        loader = _LOADER(text)
+        try:  # one parse: the node tree (for line numbers) and the data built from it
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise PackError(str(getattr(exc, "problem", exc)), file=file,

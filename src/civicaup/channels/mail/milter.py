@@ -391,7 +391,7 @@ def serve_processes(gateway: MailGateway, listen: str, processes: int, **kw: Any
     """`civicaup milter --processes N`: bind once, fork N processes that each serve the socket
     (civicaup.channels.prefork); returns the exit status."""
     from civicaup.channels.prefork import Prefork
-    from civicaup.channels.socket_activation import Passed, notify
+    from civicaup.channels.socket_activation import Passed
 
     clean_spool(kw.get("spool_dir"))
     passed = _passed()
@@ -408,13 +408,11 @@ def serve_processes(gateway: MailGateway, listen: str, processes: int, **kw: Any
         if kind == "unix" and not passed:
             Path(where).unlink(missing_ok=True)
 
-    status = Prefork("milter", processes, child, grace=gateway.budget + 5, reload=gateway.reloader().reload,
-                     cleanup=cleanup).run(
+    return Prefork("milter", processes, child, grace=gateway.budget + 5, reload=gateway.reloader().reload,
+                   cleanup=cleanup).run(
         sock, f"civicaup milter: listening on {address}{' (from systemd)' if passed else ''} "
               f"(policy {gateway.policy}, {processes} processes)",
-        ready=lambda: notify("READY=1", f"STATUS=listening on {address}, {processes} processes"))
-    notify("STOPPING=1")
-    return status
+        status=f"listening on {address}, {processes} processes")
 
 
 def bind(listen: str, socket_mode: int | None = None) -> socket.socket:

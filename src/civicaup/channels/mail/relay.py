@@ -280,7 +280,6 @@ def serve_processes(gateway: MailGateway, listen: str, next_hop: str, processes:
     (civicaup.channels.prefork); returns the exit status."""
     from civicaup.channels.mail.milter import bind
     from civicaup.channels.prefork import Prefork
-    from civicaup.channels.socket_activation import notify
 
     host, _ = parse_inet(listen)
     sock = bind(listen)
@@ -290,13 +289,11 @@ def serve_processes(gateway: MailGateway, listen: str, next_hop: str, processes:
         asyncio.run(serve(gateway, listen, next_hop, sock=sock, **kw))
         return 0
 
-    status = Prefork("relay", processes, child, grace=gateway.budget + 5, reload=gateway.reloader().reload,
-                     cleanup=sock.close).run(
+    return Prefork("relay", processes, child, grace=gateway.budget + 5, reload=gateway.reloader().reload,
+                   cleanup=sock.close).run(
         sock, f"civicaup relay: listening on {host}:{bound}, next hop {next_hop} (policy {gateway.policy}, "
               f"{processes} processes)",
-        ready=lambda: notify("READY=1", f"STATUS=listening on {host}:{bound}, {processes} processes"))
-    notify("STOPPING=1")
-    return status
+        status=f"listening on {host}:{bound}, {processes} processes")
 
 
 def parse_inet(listen: str) -> tuple[str, int]:
